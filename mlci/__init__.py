@@ -1,0 +1,5 @@
+"""mlci: every pull request proves the model got better, not worse."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
