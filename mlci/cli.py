@@ -1,0 +1,358 @@
+"""The ``mlci`` command line: flags -> one library call -> render. Nothing else.
+
+Heavy libraries (dvc, mlflow, pandera, sklearn, torch) are imported inside the library calls,
+so ``mlci --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlci import __version__, console
+from mlci.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_USAGE, MlciError
+
+_debug = {"on": os.environ.get("MLCI_DEBUG") == "1"}
+
+
+def _settings(root: Path, **flags: Any) -> Any:
+    from mlci import config
+
+    return config.load(root, flags)
+
+
+def _repo_root() -> Path:
+    from mlci import git
+
+    return git.toplevel(Path.cwd())
+
+
+def _context() -> Any:
+    from mlci import ci
+
+    console.mask(ci.token())
+    return ci.detect()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlci")
+@click.option("--debug", is_flag=True, help="Show tracebacks (or set MLCI_DEBUG=1).")
+def cli(debug: bool) -> None:
+    """Every pull request proves the model got better, not worse.
+
+    A PR check runs: pull -> validate -> reproduce -> compare -> report -> publish.
+    After a merge, `mlci promote` moves the MLflow alias `champion`.
+    """
+    if debug:
+        _debug["on"] = True
+
+
+base_option = click.option("--base", metavar="REV",
+                           help="Base revision to compare with (default: the PR's base branch).")
+params_option = click.option("--params-file", metavar="FILE",
+                             help="Params file holding the `mlci:` section.")
+
+
+@cli.command()
+@base_option
+@params_option
+@click.option("--no-pull", is_flag=True, help="Skip `dvc pull` (data already present).")
+@click.option("--report-name", metavar="NAME", help="Key of the sticky comment (default mlci).")
+def run(base: str | None, params_file: str | None, no_pull: bool,
+        report_name: str | None) -> None:
+    """Run the whole PR check."""
+    from mlci import pipeline
+
+    root = _repo_root()
+    settings = _settings(root, params_file=params_file, report_name=report_name)
+    ctx = _context()
+    with console.group("mlci run"):
+        try:
+            result = pipeline.pr_check(root, settings, ctx, base=base, pull=not no_pull,
+                                       on_stage=lambda s: console.step(s))
+        except MlciError:
+            console.info(f"report written to {settings.report_file}")
+            raise
+    _show_result(result)
+    pipeline.raise_for(result)
+
+
+def _show_result(result: Any) -> None:
+    from mlci import validation as v
+
+    state = result.state
+    if isinstance(state.validation, v.ValidationReport):
+        for f in state.validation.files:
+            for x in f.failures:
+                console.error(f"{x.count} rows fail {x.check} in column {x.column}",
+                              file=f.path, title="mlci data validation")
+    if state.comparison is not None:
+        for m in state.comparison.failed:
+            console.error(m.message, title="mlci gate")
+    console.out(result.markdown)
+    pub = result.published
+    console.info(f"report written to {pub.report_path}")
+    if pub.comment_url:
+        console.info(f"PR comment: {pub.comment_url}")
+    elif pub.skipped:
+        console.info(pub.skipped)
+    if pub.error is not None:
+        console.error(f"could not post the report: {pub.error.one_line()}")
+    run_id = state.facts.get("mlflow_run_id")
+    if run_id:
+        console.info(f"MLflow run {run_id} at {state.facts.get('mlflow_tracking_uri')}")
+    line = f"{result.verdict.icon} verdict: {result.verdict.status}: {result.verdict.summary}"
+    (console.success if result.verdict.status == "passed" else console.info)(line)
+
+
+@cli.command()
+@click.option("--remote", metavar="NAME", help="DVC remote (default: the repo's default).")
+def pull(remote: str | None) -> None:
+    """Pull the pipeline's data from the DVC remote."""
+    from mlci import data
+
+    root = Path.cwd()
+    settings = _settings(root, dvc_remote=remote)
+    with console.group(f"dvc pull ({settings.dvc_remote or 'default remote'})"):
+        result = data.pull(root, settings.dvc_remote)
+    console.info(f"pulled {result.files} files from '{result.remote}' ({result.url})")
+    for v in result.versions:
+        console.info(f"  {v.path}  {v.md5}")
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the validation result as JSON.")
+@params_option
+def validate(out: str | None, params_file: str | None) -> None:
+    """Validate data files against their pandera schemas."""
+    from mlci import validation
+    from mlci.errors import DataInvalid
+
+    root = Path.cwd()
+    settings = _settings(root, params_file=params_file)
+    if not settings.validate:
+        console.warn("no data validation configured: add `mlci.validate: {data.csv: schema.yaml}`")
+    result = validation.validate(root, settings.validate, settings.sensitive_columns)
+    if out:
+        result.write(root / out)
+    for f in result.files:
+        if f.ok:
+            console.info(f"✓ {f.path}: {f.rows} rows valid against {f.schema}")
+        for x in f.failures:
+            sample = f" (e.g. {', '.join(x.samples)})" if x.samples else ""
+            console.error(f"column {x.column}: {x.count} rows fail {x.check}{sample}",
+                          file=f.path, title="mlci data validation")
+    if not result.ok:
+        raise DataInvalid(f"{result.failure_count} values failed validation",
+                          fix="fix the data or the schema; every failure is listed above")
+
+
+@cli.command()
+@params_option
+def train(params_file: str | None) -> None:
+    """Train the model configured under `train:` in params.yaml."""
+    from mlci.training.run import train as do_train
+
+    root = Path.cwd()
+    facts = do_train(root, _settings(root, params_file=params_file))
+    gpu = facts["gpu"]
+    console.info(f"trained {facts['backend']} on {facts['device']} in {facts['duration_s']}s "
+                 f"({facts['rows_train']} rows); GPU: "
+                 f"{gpu['gpus'][0]['name'] if gpu.get('available') else gpu['reason']}")
+    console.info(f"MLflow run {facts['mlflow_run_id']} at {facts['mlflow_tracking_uri']}")
+
+
+@cli.command()
+@params_option
+def evaluate(params_file: str | None) -> None:
+    """Evaluate the trained model; write metrics and plots for DVC."""
+    from mlci.training.run import evaluate as do_evaluate
+
+    root = Path.cwd()
+    result = do_evaluate(root, _settings(root, params_file=params_file))
+    shown = {k: v for k, v in result.items() if isinstance(v, float)}
+    console.info("  ".join(f"{k}={v:.4f}" for k, v in shown.items()))
+
+
+@cli.command()
+@base_option
+@params_option
+def compare(base: str | None, params_file: str | None) -> None:
+    """Compare metrics and params with the base revision; exit 4 when a gate fails."""
+    from mlci import pipeline, report
+    from mlci.errors import GateFailed
+
+    root = _repo_root()
+    settings = _settings(root, params_file=params_file)
+    rev = pipeline.base_rev(settings, _context(), base)
+    c = pipeline.compare_with_base(root, settings, rev)
+    console.out(report.metrics_section(c))
+    console.out(report.params_section(c))
+    if c.failed:
+        raise GateFailed(f"{len(c.failed)} gate(s) failed: {', '.join(m.name for m in c.failed)}",
+                         fix="see the table above")
+    console.success(f"compared with {rev}: {len(c.gated)} gates passed")
+
+
+@cli.command("report")
+@base_option
+@params_option
+@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where to write the Markdown (default: mlci.report_path).")
+def report_cmd(base: str | None, params_file: str | None, out: str | None) -> None:
+    """Render the PR report from the current work tree and print it."""
+    import dataclasses
+
+    from mlci import pipeline, publish, validation
+
+    root = _repo_root()
+    settings = _settings(root, params_file=params_file, report_path=out)
+    ctx = _context()
+    state = pipeline.CheckState()
+    vpath = root / "reports" / "validation.json"
+    if vpath.exists():
+        import json
+
+        state.validation = validation.ValidationReport.from_dict(json.loads(vpath.read_text()))
+    try:
+        state.comparison = pipeline.compare_with_base(root, settings,
+                                                      pipeline.base_rev(settings, ctx, base))
+    except MlciError as exc:
+        state.error = exc
+    state.facts, state.roc = pipeline.run_facts(root, settings)
+    verdict, markdown = pipeline.render(root, settings, state, ctx.head_sha)
+    path = publish.write_report(dataclasses.replace(settings), markdown, verdict)
+    console.out(markdown)
+    console.info(f"report written to {path}")
+
+
+@cli.command("publish")
+@click.option("--report", "report_file", type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE", help="Markdown report to post (default: mlci.report_path).")
+@click.option("--report-name", metavar="NAME", help="Key of the sticky comment.")
+def publish_cmd(report_file: str | None, report_name: str | None) -> None:
+    """Post a rendered report: sticky PR comment, job summary, outputs."""
+    import json
+
+    from mlci import publish, report
+
+    root = _repo_root()
+    settings = _settings(root, report_name=report_name)
+    path = Path(report_file) if report_file else settings.report_file
+    if not path.exists():
+        from mlci.errors import ConfigError
+
+        raise ConfigError(f"no report at {path}", fix="run `mlci report` or `mlci run` first")
+    markdown = path.read_text(encoding="utf-8")
+    meta = path.with_suffix(".json")
+    info = json.loads(meta.read_text()) if meta.exists() else {}
+    verdict = report.Verdict(info.get("verdict", "passed"), info.get("summary", ""),
+                             int(info.get("exit_code", 0)))
+    if report_file:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, report_path=str(path.resolve()))
+    pub = publish.publish(settings, _context(), markdown, verdict)
+    if pub.comment_url:
+        console.info(f"PR comment: {pub.comment_url}")
+    elif pub.skipped:
+        console.info(pub.skipped)
+    if pub.error is not None:
+        raise pub.error
+
+
+@cli.command()
+@params_option
+@click.option("--force", is_flag=True, help="Promote even when not on the promotion branch.")
+def promote(params_file: str | None, force: bool) -> None:
+    """Register this commit's model and make it the `champion` (after a merge)."""
+    from mlci import pipeline
+
+    root = _repo_root()
+    settings = _settings(root, params_file=params_file)
+    result = pipeline.promote(root, settings, _context(), force=force,
+                              on_stage=lambda s: console.step(s))
+    p = result.promotion
+    verb = "registered" if p.created else "already registered as"
+    console.success(f"{p.name}: {verb} version {p.version}; champion -> v{p.version}"
+                    + (f", previous -> v{p.previous}" if p.previous else ""))
+
+
+@cli.command()
+@params_option
+@click.option("--to", "to", metavar="VERSION", help="Version to restore (default: previous).")
+@click.option("--reason", required=True, help="Why; recorded on the model version.")
+def rollback(params_file: str | None, to: str | None, reason: str) -> None:
+    """Move the `champion` alias back and record who and why."""
+    from mlci import registry
+
+    root = _repo_root()
+    settings = _settings(root, params_file=params_file)
+    r = registry.rollback(settings.tracking_uri, settings.model_name, reason, to)
+    console.success(f"{r.name}: champion v{r.before} -> v{r.after}")
+
+
+@cli.command()
+@params_option
+def lineage(params_file: str | None) -> None:
+    """Show where the champion came from: commit, PR, data, training run."""
+    from mlci import registry
+
+    root = _repo_root()
+    settings = _settings(root, params_file=params_file)
+    for key, value in registry.lineage(settings.tracking_uri, settings.model_name).items():
+        console.out(f"{key}: {value}")
+
+
+@cli.command()
+def doctor() -> None:
+    """Print what mlci sees: versions, git, DVC remote, MLflow, GPU, GitHub context."""
+    from mlci.doctor import diagnose
+
+    for name, value in diagnose(Path.cwd()):
+        console.out(f"{name:<18} {value}")
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where to build the throwaway repos (default: a new temp dir).")
+@click.option("--regress", is_flag=True, help="Make the PR a worse model, to see a gate fail.")
+def demo(directory: str | None, regress: bool) -> None:
+    """A full PR check on the bundled example, on real git, DVC and MLflow."""
+    from mlci.demo import run_demo
+
+    code = run_demo(Path(directory) if directory else None, regress=regress)
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The one exit funnel: errors become one line and their documented exit code."""
+    try:
+        cli.main(args=argv, prog_name="mlci", standalone_mode=False)
+    except MlciError as exc:
+        if _debug["on"]:
+            traceback.print_exc()
+        console.error(exc.one_line(), title=exc.title)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if exc.exit_code == 2 else exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        console.error("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        if _debug["on"]:
+            traceback.print_exc()
+        console.error(f"unexpected {type(exc).__name__}: {exc}; rerun with --debug for the "
+                      "traceback and report it", title="mlci bug")
+        sys.exit(EXIT_UNEXPECTED)
+    sys.exit(0)

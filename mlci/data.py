@@ -1,0 +1,231 @@
+"""DVC: what the pipeline declares, pulling its data, data versions, reproducing it.
+
+Everything goes through DVC's Python API in this process (a CLI call costs ~10x more).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlci.config import load_yaml
+from mlci.errors import ConfigError, DvcRemoteError, RepoError, StageError
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    path: str
+    md5: str
+    size: int | None = None
+    nfiles: int | None = None
+
+
+@dataclass(frozen=True)
+class PullResult:
+    remote: str
+    url: str
+    files: int
+    versions: tuple[DataVersion, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What ``dvc.yaml`` declares: metric, params and plot files."""
+
+    metrics: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    plots: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
+    uncached: frozenset[str] = field(default_factory=frozenset)
+
+
+def _entries(items: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    for item in items or []:
+        if isinstance(item, str):
+            yield item, {}
+        elif isinstance(item, dict):
+            for path, opts in item.items():
+                yield str(path), dict(opts or {})
+
+
+def read_pipeline(root: Path) -> Pipeline:
+    path = root / "dvc.yaml"
+    if not path.exists():
+        raise RepoError(f"no dvc.yaml in {root}",
+                        fix="run mlci in the root of a DVC project (`dvc init`, then add stages)")
+    doc = load_yaml(path) or {}
+    if not isinstance(doc, dict):
+        raise ConfigError("dvc.yaml: expected a mapping", fix="see DVC's dvc.yaml reference")
+    metrics: list[str] = []
+    plots: list[str] = []
+    params: list[str] = []
+    uncached: set[str] = set()
+    for name, stage in (doc.get("stages") or {}).items():
+        if not isinstance(stage, dict):
+            raise ConfigError(f"dvc.yaml: stage '{name}' is not a mapping", fix="fix dvc.yaml")
+        wdir = str(stage.get("wdir", "."))
+        for kind, bucket in (("metrics", metrics), ("plots", plots)):
+            for p, opts in _entries(stage.get(kind)):
+                rel = os.path.normpath(os.path.join(wdir, p))
+                bucket.append(rel)
+                if opts.get("cache") is False:
+                    uncached.add(rel)
+        for p, opts in _entries(stage.get("outs")):
+            if opts.get("cache") is False:
+                uncached.add(os.path.normpath(os.path.join(wdir, p)))
+        for item in stage.get("params") or []:
+            files = [str(k) for k in item] if isinstance(item, dict) else ["params.yaml"]
+            params.extend(os.path.normpath(os.path.join(wdir, f)) for f in files)
+    for p, _ in _entries(doc.get("metrics")):
+        metrics.append(os.path.normpath(p))
+    for item in doc.get("plots") or []:
+        if isinstance(item, str):
+            plots.append(item)
+        elif isinstance(item, dict):
+            plots.extend(str(k) for k in item if str(k).endswith((".json", ".csv", ".tsv",
+                                                                   ".yaml", ".png", ".svg")))
+    for p in doc.get("params") or []:
+        params.append(str(p))
+    return Pipeline(tuple(dict.fromkeys(metrics)), tuple(dict.fromkeys(params)),
+                    tuple(dict.fromkeys(plots)), tuple(doc.get("stages") or ()),
+                    frozenset(uncached))
+
+
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    """DVC resolves relative targets against the current directory, not the repo."""
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def open_repo(root: Path) -> Any:
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        return Repo(str(root))
+    except NotDvcRepoError:
+        raise RepoError(f"{root} is not a DVC repository",
+                        fix="run `dvc init` and commit .dvc/") from None
+
+
+def remote_info(repo: Any, name: str | None) -> tuple[str, str]:
+    """The remote's name and URL; a clear error when none is configured."""
+    core = repo.config.get("core", {})
+    remotes = repo.config.get("remote", {})
+    chosen = name or core.get("remote")
+    if not chosen:
+        raise DvcRemoteError(
+            "no DVC remote is configured",
+            fix="`dvc remote add -d storage <url>` and commit .dvc/config, or set MLCI_DVC_REMOTE",
+        )
+    if chosen not in remotes:
+        known = ", ".join(sorted(remotes)) or "none"
+        raise DvcRemoteError(f"DVC remote '{chosen}' is not defined (known: {known})",
+                             fix=f"`dvc remote add {chosen} <url>` or pick another remote")
+    return str(chosen), str(remotes[chosen].get("url", ""))
+
+
+def data_versions(root: Path) -> tuple[DataVersion, ...]:
+    """Every cached output and data source in ``dvc.lock`` and ``*.dvc`` files, by hash."""
+    found: dict[str, DataVersion] = {}
+    lock = root / "dvc.lock"
+    docs: list[tuple[str, list[Any]]] = []
+    if lock.exists():
+        data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+        for stage in (data.get("stages") or {}).values():
+            docs.append((".", list(stage.get("outs") or [])))
+    for dvc_file in root.rglob("*.dvc"):
+        if ".dvc" in dvc_file.relative_to(root).parts[:-1] or not dvc_file.is_file():
+            continue
+        data = yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}
+        docs.append((str(dvc_file.parent.relative_to(root)), list(data.get("outs") or [])))
+    for wdir, outs in docs:
+        for out in outs:
+            md5 = out.get("md5")
+            if not md5:
+                continue
+            path = os.path.normpath(os.path.join(wdir, str(out["path"])))
+            found[path] = DataVersion(path, str(md5), out.get("size"), out.get("nfiles"))
+    return tuple(sorted(found.values(), key=lambda v: v.path))
+
+
+def pull(root: Path, remote: str | None = None) -> PullResult:
+    """``dvc pull`` for everything the pipeline needs; names the remote and the versions."""
+    from dvc.exceptions import CheckoutError, DownloadError, DvcException
+
+    repo = open_repo(root)
+    try:
+        name, url = remote_info(repo, remote)
+        if "://" not in url and not os.path.isabs(url) and url:
+            url = os.path.normpath(os.path.join(root, ".dvc", url))
+        if "://" not in url and not Path(url).is_dir():
+            raise DvcRemoteError(
+                f"DVC remote '{name}' is unreachable: directory {url} does not exist",
+                fix=f"`dvc remote modify {name} url <path>` or create and `dvc push` to it",
+            )
+        try:
+            with _cwd(root):
+                stats = repo.pull(remote=name)
+        except (DownloadError, CheckoutError) as exc:
+            missing = _missing_paths(exc)
+            raise DvcRemoteError(
+                f"DVC remote '{name}' ({url}) lacks data for {missing}",
+                fix="run `dvc push` where the data was produced, then re-run",
+            ) from None
+        except DvcException as exc:
+            raise DvcRemoteError(f"dvc pull from '{name}' failed: {exc}",
+                                 fix=f"check `dvc remote list` and access to {url}") from None
+    finally:
+        repo.close()
+    count = int(stats.get("fetched", 0)) if isinstance(stats, dict) else 0
+    return PullResult(name, url, count, data_versions(root))
+
+
+def _missing_paths(exc: Exception) -> str:
+    targets = getattr(exc, "target_infos", None) or getattr(exc, "failed_outs", None) or []
+    names = sorted({str(t) for t in targets})
+    return ", ".join(names) if names else "some outputs (see `dvc status -c`)"
+
+
+def reproduce(root: Path) -> list[str]:
+    """``dvc repro``; returns the names of the stages that ran."""
+    from dvc.exceptions import DvcException, ReproductionError
+
+    repo = open_repo(root)
+    try:
+        with _cwd(root):
+            stages = repo.reproduce()
+    except ReproductionError as exc:
+        cause = exc.__cause__ or exc.__context__
+        raise StageError(f"stage failed in dvc repro: {exc}{': ' + str(cause) if cause else ''}",
+                         fix="run `dvc repro` locally to see the stage's own output") from None
+    except DvcException as exc:
+        raise StageError(f"dvc repro failed: {exc}", fix="check dvc.yaml and `dvc status`") from None
+    finally:
+        repo.close()
+    return [getattr(s, "addressing", str(s)) for s in stages]
+
+
+def read_at_rev(root: Path, path: str, rev: str) -> bytes | None:
+    """A DVC-tracked file's bytes at ``rev`` (from the cache or the remote), or None."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    try:
+        with _cwd(root):
+            data = dvc.api.read(path, repo=str(root), rev=rev, mode="rb")
+    except (DvcException, FileNotFoundError, OSError):
+        return None
+    return bytes(data)

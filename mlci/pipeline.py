@@ -1,0 +1,255 @@
+"""The PR check and the promotion, in order. Shared by ``mlci run`` and ``action.yml``.
+
+    pull -> validate -> reproduce -> compare -> report -> publish
+    promote (after merge) -> registry
+
+Stages never print; they report progress through ``on_stage``. Whatever fails, the report is
+rendered, written to disk and published before the error leaves this module.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlci import data, git, metrics, publish, report, validation
+from mlci.ci import CIContext
+from mlci.config import Settings
+from mlci.errors import (
+    EXIT_DATA_INVALID,
+    EXIT_GATE_FAILED,
+    ConfigError,
+    DataInvalid,
+    GateFailed,
+    MlciError,
+    RepoError,
+)
+
+STAGES = ("pull", "validate", "reproduce", "compare", "report", "publish")
+OnStage = Callable[[str], None]
+
+
+@dataclass
+class CheckState:
+    """What the stages found so far; the report is made from whatever is here."""
+
+    timings: dict[str, float] = field(default_factory=dict)
+    pulled: data.PullResult | None = None
+    validation: validation.ValidationReport | None = None
+    comparison: metrics.Comparison | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    roc: list[dict[str, float]] = field(default_factory=list)
+    error: MlciError | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    verdict: report.Verdict
+    markdown: str
+    published: publish.Published
+    state: CheckState
+
+
+@contextmanager
+def _timed(state: CheckState, name: str, on_stage: OnStage) -> Iterator[None]:
+    on_stage(name)
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        state.timings[name] = time.monotonic() - start
+
+
+def base_rev(settings: Settings, ctx: CIContext, flag: str | None = None) -> str:
+    return flag or settings.base or ctx.base_ref or "main"
+
+
+def _reader(root: Path, sha: str, pipe: data.Pipeline) -> Callable[[str], bytes | None]:
+    def read(path: str) -> bytes | None:
+        found = git.show(root, sha, path)
+        if found is None and path not in pipe.uncached:
+            found = data.read_at_rev(root, path, sha)
+        return found
+
+    return read
+
+
+def _params(paths: tuple[str, ...], read: Callable[[str], bytes | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path in dict.fromkeys(paths):
+        raw = read(path)
+        if raw is not None:
+            prefix = "" if path == "params.yaml" else f"{path}:"
+            out.update({prefix + k: v for k, v in metrics.parse(raw, path).items()})
+    return out
+
+
+def compare_with_base(root: Path, settings: Settings, rev: str) -> metrics.Comparison:
+    """Head metrics/params (work tree) against ``rev``'s, read without a checkout."""
+    pipe = data.read_pipeline(root)
+    sha = git.resolve_base(root, rev)
+    head = metrics.load_files(pipe.metrics, metrics.read_worktree(root))
+    if head is None:
+        raise ConfigError(
+            f"no metrics on the PR: none of {', '.join(pipe.metrics) or 'no files'} exist",
+            fix="declare metrics in dvc.yaml and run `dvc repro` (or `mlci run`)")
+    base_read = _reader(root, sha, pipe)
+    base = metrics.load_files(pipe.metrics, base_read)
+    params_files = pipe.params or ((settings.params_file,) if (root / settings.params_file)
+                                   .exists() else ())
+    return metrics.compare(
+        base, head, settings.gates, base_rev=rev, base_sha=sha,
+        base_params=_params(params_files, base_read),
+        head_params=_params(params_files, metrics.read_worktree(root)))
+
+
+def run_facts(root: Path, settings: Settings) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """Training facts and ROC points the example pipeline wrote, when present."""
+    from mlci.training.base import eval_params, train_params
+
+    try:
+        facts_path = root / train_params(root, settings.params_file).facts_path
+        roc_path = root / eval_params(root, settings.params_file).plots_dir / "roc.json"
+    except ConfigError:
+        facts_path, roc_path = root / "reports/train.json", root / "plots/roc.json"
+    facts = json.loads(facts_path.read_text(encoding="utf-8")) if facts_path.exists() else {}
+    roc = json.loads(roc_path.read_text(encoding="utf-8")) if roc_path.exists() else []
+    return facts, roc
+
+
+def verdict_of(state: CheckState) -> report.Verdict:
+    if state.error is not None:
+        return report.Verdict("error", f"{state.error.title}: {state.error.one_line()}",
+                              state.error.exit_code)
+    if state.validation is not None and not state.validation.ok:
+        n = state.validation.failure_count
+        return report.Verdict("data-invalid", f"data validation failed ({n} failing values)",
+                              EXIT_DATA_INVALID)
+    c = state.comparison
+    if c is None:
+        return report.Verdict("error", "no comparison was made", 1)
+    if c.failed:
+        names = ", ".join(m.name for m in c.failed)
+        return report.Verdict("failed", f"{len(c.failed)} gate(s) failed: {names}",
+                              EXIT_GATE_FAILED)
+    if not c.gated:
+        return report.Verdict("passed", "no gates are configured; metrics reported only")
+    extra = "" if c.has_baseline else " (no baseline on base)"
+    return report.Verdict("passed", f"all {len(c.gated)} gates passed{extra}")
+
+
+def render(root: Path, settings: Settings, state: CheckState, head_sha: str | None) -> tuple[
+        report.Verdict, str]:
+    verdict = verdict_of(state)
+    inp = report.ReportInput(
+        name=settings.report_name, verdict=verdict, comparison=state.comparison,
+        validation=state.validation, pulled=state.pulled, facts=state.facts,
+        timings=state.timings, head_sha=head_sha, roc=state.roc)
+    return verdict, report.render(inp, marker=publish.marker(settings.report_name))
+
+
+def pr_check(root: Path, settings: Settings, ctx: CIContext, *, base: str | None = None,
+             pull: bool = True, on_stage: OnStage = lambda _: None) -> CheckResult:
+    """The whole PR check. Raises the verdict's error after the report is out."""
+    state = CheckState()
+    try:
+        if pull:
+            with _timed(state, "pull", on_stage):
+                state.pulled = data.pull(root, settings.dvc_remote)
+        with _timed(state, "validate", on_stage):
+            state.validation = validation.validate(root, settings.validate,
+                                                   settings.sensitive_columns)
+        if state.validation.ok:
+            with _timed(state, "reproduce", on_stage):
+                data.reproduce(root)
+            with _timed(state, "compare", on_stage):
+                state.comparison = compare_with_base(root, settings, base_rev(settings, ctx, base))
+    except MlciError as exc:
+        state.error = exc
+    state.facts, state.roc = run_facts(root, settings)
+    head = _head_sha(root, ctx)
+    with _timed(state, "report", on_stage):
+        verdict, markdown = render(root, settings, state, head)
+    with _timed(state, "publish", on_stage):
+        published = publish.publish(settings, ctx, markdown, verdict)
+    result = CheckResult(verdict, markdown, published, state)
+    if state.error is not None:
+        raise state.error
+    return result
+
+
+def _head_sha(root: Path, ctx: CIContext) -> str | None:
+    try:
+        return ctx.head_sha or git.head_sha(root)
+    except RepoError:
+        return None
+
+
+def raise_for(result: CheckResult) -> None:
+    """Turn a finished check's verdict into its exit, after everything was published."""
+    v = result.verdict
+    if v.status == "data-invalid":
+        raise DataInvalid(v.summary, fix="see the report's data validation section")
+    if v.status == "failed":
+        raise GateFailed(v.summary, fix="see the report's failed gates")
+    if result.published.error is not None:
+        raise result.published.error
+
+
+
+@dataclass(frozen=True)
+class PromoteResult:
+    promotion: Any
+    comparison: metrics.Comparison
+    git_sha: str
+
+
+def promote(root: Path, settings: Settings, ctx: CIContext, *, force: bool = False,
+            on_stage: OnStage = lambda _: None) -> PromoteResult:
+    """After a merge: gate the commit's model against the champion, then register it."""
+    from mlci import registry
+
+    branch = git.branch(root)
+    on_default = ctx.ref == f"refs/heads/{settings.promote_branch}" or (
+        ctx.ref is None and branch == settings.promote_branch)
+    if not on_default and not force:
+        where = ctx.ref or branch or "a detached HEAD"
+        raise ConfigError(
+            f"refusing to promote from {where}: promotion runs only on "
+            f"'{settings.promote_branch}'",
+            fix="merge first, set mlci.promote_branch, or pass --force to override")
+    sha = ctx.sha or git.head_sha(root)
+    uri = settings.tracking_uri
+    on_stage("find run")
+    run = registry.find_run(uri, settings.experiment, sha)
+    if run is None:
+        on_stage("reproduce")
+        data.reproduce(root)
+        run = registry.find_run(uri, settings.experiment, sha)
+    if run is None:
+        raise ConfigError(f"no MLflow run trained commit {sha[:12]}",
+                          fix="the pipeline must log a run tagged with the commit "
+                              "(`mlci train` does); run `dvc repro --force` then retry")
+    on_stage("gate against champion")
+    champion = registry.alias_version(uri, settings.model_name, registry.CHAMPION)
+    base = registry.run_metrics(uri, champion.run_id) if champion is not None else None
+    head = dict(run.data.metrics)
+    comparison = metrics.compare(base, head, settings.gates, base_rev=f"{registry.CHAMPION}"
+                                 + (f" v{champion.version}" if champion is not None else ""))
+    if comparison.failed:
+        names = ", ".join(m.message for m in comparison.failed)
+        raise GateFailed(f"not promoted: the model does not hold up against the champion: {names}",
+                         fix="the champion stays; improve the model or relax the gate")
+    on_stage("register")
+    tags = {"branch": branch, "pr": ctx.pr_number, "run_id": run.info.run_id,
+            "promoted_by": ctx.actor, **{k.removeprefix("mlci."): v
+                                          for k, v in run.data.tags.items()
+                                          if k.startswith("mlci.") and k != "mlci.git_sha"}}
+    tags.update({f"metric.{k}": v for k, v in head.items()})
+    promotion = registry.promote(uri, settings.model_name, run.info.run_id, sha, tags)
+    return PromoteResult(promotion, comparison, sha)

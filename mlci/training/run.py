@@ -1,0 +1,227 @@
+"""``mlci train`` and ``mlci evaluate``: the steps around a backend, with files and MLflow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import platform
+import random
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlci import git
+from mlci.config import Settings
+from mlci.errors import ConfigError, MlciError
+from mlci.metrics import flatten
+from mlci.training import tracking
+from mlci.training.base import TrainParams, eval_params, get_trainer, train_params
+from mlci.training.gpu import GpuSampler
+
+
+@dataclass(frozen=True)
+class Split:
+    x_train: Any
+    x_test: Any
+    y_train: Any
+    y_test: Any
+    test_frame: Any
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (when loaded) torch, CPU and CUDA."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    import sys
+
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_split(root: Path, params: TrainParams) -> Split:
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    from mlci.validation import read_table
+
+    path = root / params.data
+    if not path.exists():
+        raise ConfigError(f"training data {params.data} not found",
+                          fix="run `mlci pull` or `dvc repro` first, or fix train.data")
+    frame = read_table(path)
+    if params.target not in frame.columns:
+        raise ConfigError(f"train.target '{params.target}' is not a column of {params.data}",
+                          fix=f"pick one of: {', '.join(map(str, frame.columns))}")
+    missing = [c for c in params.drop if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"train.drop names unknown columns: {', '.join(missing)}",
+                          fix="remove them from train.drop")
+    y = frame[params.target]
+    x = pd.get_dummies(frame.drop(columns=[params.target, *params.drop]), dtype=float)
+    stratify = y if y.value_counts().min() >= 2 else None
+    x_tr, x_te, y_tr, y_te, _, f_te = train_test_split(
+        x, y, frame, test_size=params.test_size, random_state=params.seed, stratify=stratify)
+    return Split(x_tr, x_te, y_tr, y_te, f_te)
+
+
+def environment() -> dict[str, str]:
+    """The fingerprint that makes a result reproducible: Python and key package versions."""
+    env = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("numpy", "pandas", "scikit-learn", "torch", "mlflow", "dvc", "mlci"):
+        try:
+            env[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return env
+
+
+def git_facts(root: Path) -> dict[str, Any]:
+    try:
+        sha = os.environ.get("MLCI_GIT_SHA") or git.head_sha(root)
+        branch = os.environ.get("GITHUB_HEAD_REF") or git.branch(root)
+    except MlciError:
+        return {}
+    return {"git_sha": sha, "branch": branch, "pr": os.environ.get("MLCI_PR_NUMBER")}
+
+
+def train(root: Path, settings: Settings) -> dict[str, Any]:
+    """Train the configured backend; write the model and its facts; log an MLflow run."""
+    params = train_params(root, settings.params_file)
+    seed_everything(params.seed)
+    split = load_split(root, params)
+    trainer = get_trainer(params.backend)
+    seed_everything(params.seed)
+    sampler = GpuSampler().start()
+    started = time.monotonic()
+    model = trainer.fit(split.x_train, split.y_train, params)
+    duration = time.monotonic() - started
+    gpu = sampler.stop()
+    classes = list(getattr(model, "classes_", sorted(set(split.y_train))))
+    bundle = {"backend": params.backend, "features": list(split.x_train.columns),
+              "classes": classes, "model": model}
+    model_path = root / params.model_path
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model_path.write_bytes(pickle.dumps(bundle))
+    data = {params.data: file_md5(root / params.data)}
+    facts: dict[str, Any] = {
+        "backend": params.backend, "estimator": params.estimator if params.backend == "sklearn"
+        else "mlci.training.torch.TabularMLP", "device": trainer.device(),
+        "duration_s": round(duration, 3), "rows_train": len(split.x_train),
+        "rows_test": len(split.x_test), "seed": params.seed, "data": data, "gpu": gpu,
+        **git_facts(root), "environment": environment(),
+    }
+    facts.update(_track(root, settings, params, trainer, model, facts))
+    facts_path = root / params.facts_path
+    facts_path.parent.mkdir(parents=True, exist_ok=True)
+    facts_path.write_text(json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n",
+                          encoding="utf-8")
+    return facts
+
+
+def _track(root: Path, settings: Settings, params: TrainParams, trainer: Any, model: Any,
+           facts: dict[str, Any]) -> dict[str, Any]:
+    uri = settings.tracking_uri
+    tracking.configure(uri)
+    exp = tracking.ensure_experiment(settings.experiment, uri, root)
+    with tracking.run(exp, uri, f"{params.backend}-{(facts.get('git_sha') or 'local')[:8]}") as r:
+        tracking.log_params(flatten({"seed": params.seed, "test_size": params.test_size,
+                                     "backend": params.backend, "estimator": params.estimator,
+                                     "params": dict(params.params),
+                                     "torch": dict(params.torch) if params.backend == "torch"
+                                     else {}}))
+        tags = {k: facts.get(k) for k in ("git_sha", "branch", "pr", "device", "backend")}
+        tags.update({f"data.{p}": h for p, h in facts["data"].items()})
+        tags.update({f"env.{k}": v for k, v in facts["environment"].items()})
+        gpu = facts["gpu"]
+        tags["gpu"] = gpu["gpus"][0]["name"] if gpu.get("available") else gpu.get("reason")
+        tracking.set_tags(tags)
+        try:
+            trainer.log_model(model, "model")
+        except Exception as exc:
+            raise tracking.unreachable(uri, exc) from None
+        return {"mlflow_run_id": r.info.run_id, "mlflow_experiment_id": exp,
+                "mlflow_tracking_uri": _public_uri(uri)}
+
+
+def _public_uri(uri: str) -> str:
+    """The tracking URI without credentials, fit for a report."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password or parts.username:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return uri
+
+
+def evaluate(root: Path, settings: Settings) -> dict[str, Any]:
+    """Score the trained model on the held-out split; write metrics and plots for DVC."""
+    from mlci import evaluation
+
+    params = train_params(root, settings.params_file)
+    ev = eval_params(root, settings.params_file)
+    model_path = root / params.model_path
+    if not model_path.exists():
+        raise ConfigError(f"model {params.model_path} not found",
+                          fix="run `mlci train` (or `dvc repro`) first")
+    bundle = pickle.loads(model_path.read_bytes())
+    split = load_split(root, params)
+    x_test = split.x_test.reindex(columns=bundle["features"], fill_value=0.0)
+    trainer = get_trainer(bundle["backend"])
+    proba = trainer.predict_proba(bundle["model"], x_test)
+    classes = bundle["classes"]
+    metrics: dict[str, Any] = evaluation.classification_metrics(split.y_test, proba, classes)
+    import numpy as np
+
+    pred = np.asarray(classes)[np.asarray(proba).argmax(axis=1)]
+    positive = classes[-1]
+    missing = [c for c in ev.slice_by if c not in split.test_frame.columns]
+    if missing:
+        raise ConfigError(f"evaluate.slice_by names unknown columns: {', '.join(missing)}",
+                          fix="use columns of the data file")
+    groups = {c: split.test_frame[c].to_numpy() for c in ev.slice_by}
+    if groups:
+        slices, gaps = evaluation.slice_metrics(split.y_test, pred, groups, positive)
+        metrics["fairness"] = gaps
+        metrics["slices"] = slices
+    _write_json(root / ev.metrics_path, metrics)
+    plots = root / ev.plots_dir
+    _write_json(plots / "confusion.json", evaluation.confusion_rows(split.y_test, pred))
+    if len(classes) == 2:
+        _write_json(plots / "roc.json",
+                    evaluation.roc_rows(split.y_test, np.asarray(proba)[:, 1], positive))
+    facts_path = root / params.facts_path
+    if facts_path.exists():
+        facts = json.loads(facts_path.read_text(encoding="utf-8"))
+        if facts.get("mlflow_run_id"):
+            uri = settings.tracking_uri
+            tracking.configure(uri)
+            flat = {k.replace(":", "_"): v for k, v in flatten(metrics).items()
+                    if not k.startswith("slices.")}
+            tracking.log_metrics(facts["mlflow_run_id"], flat, uri)
+    return metrics
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -1,0 +1,57 @@
+"""scikit-learn backend: any estimator by import path, params from params.yaml."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from mlci.errors import ConfigError
+from mlci.training.base import TrainParams
+
+
+def build_estimator(path: str, params: dict[str, Any], seed: int) -> Any:
+    module_name, _, cls_name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(f"train.estimator '{path}' cannot be imported",
+                          fix="use a full import path like sklearn.ensemble.RandomForestClassifier"
+                          ) from None
+    accepted = inspect.signature(cls).parameters
+    kwargs = dict(params)
+    if "random_state" in accepted and "random_state" not in kwargs:
+        kwargs["random_state"] = seed
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"train.params do not fit {cls_name}: {exc}",
+                          fix=f"check the parameter names of {path}") from None
+
+
+class SklearnTrainer:
+    name = "sklearn"
+
+    def device(self) -> str:
+        return "cpu"
+
+    def fit(self, x: Any, y: Any, params: TrainParams) -> Any:
+        model = build_estimator(params.estimator, dict(params.params), params.seed)
+        try:
+            model.fit(x, y)
+        except ValueError as exc:
+            raise ConfigError(f"{params.estimator} could not fit the data: {exc}",
+                              fix="check train.params and the data types") from None
+        return model
+
+    def predict_proba(self, model: Any, x: Any) -> Any:
+        return model.predict_proba(x)
+
+    def log_model(self, model: Any, name: str) -> None:
+        import mlflow.sklearn
+        import sklearn
+
+        mlflow.sklearn.log_model(
+            model, name=name, serialization_format="cloudpickle",
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+        )
