@@ -56,7 +56,8 @@ def build_project(project: Path, remote: Path) -> None:
 
     repo = Repo.init(str(project))
     with repo.config.edit() as conf:
-        conf["remote"]["local"] = {"url": str(remote)}
+        # Relative to .dvc/, so a clone next to the project finds the same remote.
+        conf["remote"]["local"] = {"url": os.path.relpath(remote, project / ".dvc")}
         conf["core"]["remote"] = "local"
         conf["core"]["analytics"] = "false"
     repo.close()

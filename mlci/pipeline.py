@@ -158,6 +158,7 @@ def pr_check(root: Path, settings: Settings, ctx: CIContext, *, base: str | None
     """The whole PR check. Raises the verdict's error after the report is out."""
     state = CheckState()
     try:
+        data.read_pipeline(root)
         if pull:
             with _timed(state, "pull", on_stage):
                 state.pulled = data.pull(root, settings.dvc_remote)

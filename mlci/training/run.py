@@ -157,7 +157,12 @@ def _track(root: Path, settings: Settings, params: TrainParams, trainer: Any, mo
         try:
             trainer.log_model(model, "model")
         except Exception as exc:
-            raise tracking.unreachable(uri, exc) from None
+            from mlci.errors import MlflowError
+
+            raise MlflowError(f"MLflow could not log the {params.backend} model: "
+                              f"{str(exc).splitlines()[0][:300]}",
+                              fix="run with --debug; check the artifact store is writable"
+                              ) from exc
         return {"mlflow_run_id": r.info.run_id, "mlflow_experiment_id": exp,
                 "mlflow_tracking_uri": _public_uri(uri)}
 

@@ -94,5 +94,5 @@ class TorchTrainer:
     def log_model(self, model: Any, name: str) -> None:
         import mlflow.pytorch
 
-        mlflow.pytorch.log_model(model, name=name,
+        mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
                                  pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])

@@ -1,0 +1,82 @@
+"""`mlci run` end to end: a shallow CI clone of a PR branch, real DVC remote, real MLflow."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import Workspace, git
+
+pytestmark = pytest.mark.slow
+
+
+def _metrics(text: str) -> dict[str, float]:
+    return {k: v for k, v in json.loads(text).items() if isinstance(v, float)}
+
+
+def test_pr_check_in_a_shallow_clone(workspace: Workspace) -> None:
+    ci = workspace.clone()
+    assert git(ci, "rev-parse", "--is-shallow-repository").strip() == "true"
+    proc = workspace.mlci(ci, "run", "--base", "main")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = (ci / ".mlci" / "report.md").read_text()
+    assert report == proc.stdout[proc.stdout.index("<!-- mlci-report:mlci -->"):][:len(report)]
+    head = _metrics((ci / "metrics.json").read_text())
+    base = _metrics(git(workspace.project, "show", "main:metrics.json"))
+    for name in ("accuracy", "roc_auc", "log_loss"):
+        assert f"| `{name}` | {base[name]:.4f} | {head[name]:.4f} |" in report
+    assert head["log_loss"] != base["log_loss"]  # the PR really retrained
+    assert "| `train.params.max_depth` | 3 | 5 |" in report
+    assert report.splitlines()[1] == "## ✅ mlci: passed"
+    assert "verdict: passed: all 3 gates passed" in proc.stdout
+    assert "Data validation" in report and "| `data/diabetes.csv` |" in report
+    # The run was logged to MLflow with the PR commit's SHA.
+    facts = json.loads((ci / "reports" / "train.json").read_text())
+    sha = git(ci, "rev-parse", "HEAD").strip()
+    assert facts["git_sha"] == sha
+    assert facts["mlflow_run_id"] in proc.stdout
+    db = sqlite3.connect(workspace.work / "mlflow.db")
+    tags = dict(db.execute("select key, value from tags where run_uuid = ?",
+                           (facts["mlflow_run_id"],)).fetchall())
+    params = dict(db.execute("select key, value from params where run_uuid = ?",
+                             (facts["mlflow_run_id"],)).fetchall())
+    assert tags["mlci.git_sha"] == sha
+    assert params["params.max_depth"] == "5"
+
+
+def test_regressed_model_fails_with_exit_4(workspace: Workspace) -> None:
+    git(workspace.project, "checkout", "-q", "-b", "pr/worse", "main")
+    params_path = workspace.project / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["train"]["params"].update(max_depth=1, n_estimators=2)
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    git(workspace.project, "commit", "-q", "-am", "worse")
+    ci = workspace.clone("pr/worse")
+    proc = workspace.mlci(ci, "run", "--base", "main")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    report = (ci / ".mlci" / "report.md").read_text()
+    assert "## ❌ mlci: failed" in report
+    assert "**Failed gates**" in report
+    assert "gate failed:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_invalid_data_exit_3_and_report_written(workspace: Workspace) -> None:
+    ci = workspace.clone()
+    assert workspace.mlci(ci, "pull").returncode == 0
+    data = ci / "data" / "diabetes.csv"
+    lines = data.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[1] = "999.0"  # age out of range
+    lines[1] = ",".join(cells)
+    data.write_text("\n".join(lines) + "\n")
+    proc = workspace.mlci(ci, "run", "--base", "main", "--no-pull")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    report = (ci / ".mlci" / "report.md").read_text()
+    assert "data-invalid" in report
+    assert "| `age` | `in_range(0, 120)` | 1 | `999.0` |" in report
+    assert "Traceback" not in proc.stderr

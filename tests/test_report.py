@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from mlci.config import Gate
+from mlci.metrics import compare
+from mlci.report import COMMENT_LIMIT, ReportInput, Verdict, render, roc_chart
+from mlci.validation import Failure, FileResult, ValidationReport
+
+
+def _inp(**kw: object) -> ReportInput:
+    c = compare({"acc": 0.9, "loss": 0.5}, {"acc": 0.8, "loss": 0.4},
+                [Gate("acc", "higher"), Gate("loss", "lower")], base_rev="main", base_sha="a" * 40,
+                base_params={"train.depth": 3}, head_params={"train.depth": 5})
+    defaults: dict[str, object] = {
+        "name": "mlci", "verdict": Verdict("failed", "1 gate(s) failed: acc", 4),
+        "comparison": c, "head_sha": "b" * 40}
+    defaults.update(kw)
+    return ReportInput(**defaults)  # type: ignore[arg-type]
+
+
+def test_verdict_first_then_table_with_numbers() -> None:
+    md = render(_inp(), marker="<!-- mlci-report:mlci -->")
+    lines = md.splitlines()
+    assert lines[0] == "<!-- mlci-report:mlci -->"
+    assert lines[1].startswith("## ❌ mlci: failed")
+    assert "| `acc` | 0.9000 | 0.8000 | -0.1000 | -11.11% | 🔴 ↓ | ❌ fail |" in md
+    assert "| `loss` | 0.5000 | 0.4000 | -0.1000 | -20.00% | 🟢 ↓ | ✅ pass |" in md
+    assert "| `train.depth` | 3 | 5 |" in md
+    assert md.index("Metrics") < md.index("Params")
+    assert "`aaaaaaa`" in md and "`bbbbbbb`" in md
+
+
+def test_validation_section_hides_nothing_but_sensitive() -> None:
+    v = ValidationReport((FileResult("d.csv", "s.yaml", 10, (
+        Failure("age", "in_range(0, 120)", 2, ("150", "-1")),
+        Failure("email", "str_matches", 3, ()))),))
+    md = render(_inp(validation=v))
+    assert "| `age` | `in_range(0, 120)` | 2 | `150`, `-1` |" in md
+    assert "| `email` | `str_matches` | 3 | _hidden_ |" in md
+
+
+def test_untrusted_text_cannot_break_the_table() -> None:
+    c = compare({}, {"a|b<script>": 1.0}, [])
+    md = render(_inp(comparison=c))
+    assert "<script>" not in md
+    assert "a\\|b&lt;script&gt;" in md
+
+
+def test_huge_report_is_cut_under_the_limit_with_pointer() -> None:
+    head = {f"slices.group.{i}.accuracy": i / 10000 for i in range(6000)}
+    head.update({f"metric_{i:05d}": float(i) for i in range(6000)})
+    c = compare({}, head, [])
+    md = render(_inp(comparison=c), marker="<!-- m -->")
+    assert len(head) == 12000
+    assert len(md) <= COMMENT_LIMIT
+    assert "cut to fit GitHub's 65,536-character limit" in md
+    assert md.startswith("<!-- m -->\n## ")
+    assert md.count("<details") == md.count("</details>")
+
+
+def test_roc_chart_is_inline_mermaid() -> None:
+    chart = roc_chart([{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.9},
+                       {"fpr": 1.0, "tpr": 1.0}])
+    assert "```mermaid" in chart and "xychart-beta" in chart
+    assert "line [0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.9, 0.9, 0.9, 0.9, 1.0]" in chart
+    assert "http" not in chart

@@ -1,0 +1,63 @@
+"""Real pandera schemas from the example against real and broken data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlci import validation
+from mlci.errors import ConfigError
+from mlci.example import copy_files, write_data
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    copy_files(tmp_path)
+    write_data(tmp_path / "data" / "diabetes.csv")
+    return tmp_path
+
+
+MAPPING = {"data/diabetes.csv": "schemas/diabetes.yaml"}
+
+
+def test_example_data_is_valid(example: Path) -> None:
+    report = validation.validate(example, MAPPING)
+    assert report.ok
+    assert report.files[0].rows == 442
+
+
+def test_every_failure_reported_at_once(example: Path) -> None:
+    path = example / "data" / "diabetes.csv"
+    frame = pd.read_csv(path)
+    frame.loc[[0, 5, 9], "age"] = [150.0, -3.0, 200.0]
+    frame.loc[3, "sex"] = 7
+    frame.loc[4, "patient_id"] = frame.loc[8, "patient_id"]
+    frame.to_csv(path, index=False)
+    report = validation.validate(example, MAPPING, sensitive=["patient_id"])
+    assert not report.ok
+    by = {(f.column, f.check.split("(")[0]): f for f in report.files[0].failures}
+    age = by[("age", "in_range")]
+    assert age.count == 3
+    assert set(age.samples) == {"150.0", "-3.0", "200.0"}
+    assert by[("sex", "isin")].count == 1 and by[("sex", "isin")].samples[0] in ("7", "7.0")
+    dup = [f for f in report.files[0].failures if f.column == "patient_id"]
+    assert dup and dup[0].count == 2 and dup[0].samples == ()
+
+
+def test_report_round_trips_through_json(example: Path, tmp_path: Path) -> None:
+    report = validation.validate(example, MAPPING)
+    report.write(tmp_path / "v.json")
+    again = validation.ValidationReport.from_dict(
+        __import__("json").loads((tmp_path / "v.json").read_text()))
+    assert again == report
+
+
+def test_missing_data_and_schema_are_config_errors(example: Path) -> None:
+    with pytest.raises(ConfigError, match="data file nope.csv not found"):
+        validation.validate(example, {"nope.csv": "schemas/diabetes.yaml"})
+    with pytest.raises(ConfigError, match="schema file s.yaml not found"):
+        validation.validate(example, {"data/diabetes.csv": "s.yaml"})
+    with pytest.raises(ConfigError, match="module:attribute"):
+        validation.validate(example, {"data/diabetes.csv": "just_a_name"})
