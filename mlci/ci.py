@@ -44,8 +44,9 @@ class CIContext:
     @property
     def untrusted_code(self) -> bool:
         """PR code from a fork runs while secrets are present (``pull_request_target``)."""
-        return self.event_name == "pull_request_target" or (self.from_fork and self.has_token
-                                                               and self.event_name != "pull_request")
+        return self.event_name == "pull_request_target" or (
+            self.from_fork and self.has_token and self.event_name != "pull_request"
+        )
 
 
 def token(env: Mapping[str, str] | None = None) -> str | None:
@@ -61,8 +62,10 @@ def _payload(path: str | None) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"GITHUB_EVENT_PATH {path}: cannot read the event payload ({exc})",
-                          fix="point GITHUB_EVENT_PATH at the event JSON") from None
+        raise ConfigError(
+            f"GITHUB_EVENT_PATH {path}: cannot read the event payload ({exc})",
+            fix="point GITHUB_EVENT_PATH at the event JSON",
+        ) from None
     return data if isinstance(data, dict) else {}
 
 

@@ -52,10 +52,12 @@ def cli(debug: bool) -> None:
         _debug["on"] = True
 
 
-base_option = click.option("--base", metavar="REV",
-                           help="Base revision to compare with (default: the PR's base branch).")
-params_option = click.option("--params-file", metavar="FILE",
-                             help="Params file holding the `mlci:` section.")
+base_option = click.option(
+    "--base", metavar="REV", help="Base revision to compare with (default: the PR's base branch)."
+)
+params_option = click.option(
+    "--params-file", metavar="FILE", help="Params file holding the `mlci:` section."
+)
 
 
 @cli.command()
@@ -63,8 +65,7 @@ params_option = click.option("--params-file", metavar="FILE",
 @params_option
 @click.option("--no-pull", is_flag=True, help="Skip `dvc pull` (data already present).")
 @click.option("--report-name", metavar="NAME", help="Key of the sticky comment (default mlci).")
-def run(base: str | None, params_file: str | None, no_pull: bool,
-        report_name: str | None) -> None:
+def run(base: str | None, params_file: str | None, no_pull: bool, report_name: str | None) -> None:
     """Run the whole PR check."""
     from mlci import pipeline
 
@@ -73,8 +74,9 @@ def run(base: str | None, params_file: str | None, no_pull: bool,
     ctx = _context()
     with console.group("mlci run"):
         try:
-            result = pipeline.pr_check(root, settings, ctx, base=base, pull=not no_pull,
-                                       on_stage=lambda s: console.step(s))
+            result = pipeline.pr_check(
+                root, settings, ctx, base=base, pull=not no_pull, on_stage=lambda s: console.step(s)
+            )
         except MlciError:
             console.info(f"report written to {settings.report_file}")
             raise
@@ -89,8 +91,11 @@ def _show_result(result: Any) -> None:
     if isinstance(state.validation, v.ValidationReport):
         for f in state.validation.files:
             for x in f.failures:
-                console.error(f"{x.count} rows fail {x.check} in column {x.column}",
-                              file=f.path, title="mlci data validation")
+                console.error(
+                    f"{x.count} rows fail {x.check} in column {x.column}",
+                    file=f.path,
+                    title="mlci data validation",
+                )
     if state.comparison is not None:
         for m in state.comparison.failed:
             console.error(m.message, title="mlci gate")
@@ -126,8 +131,13 @@ def pull(remote: str | None) -> None:
 
 
 @cli.command()
-@click.option("--out", "out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write the validation result as JSON.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write the validation result as JSON.",
+)
 @params_option
 def validate(out: str | None, params_file: str | None) -> None:
     """Validate data files against their pandera schemas."""
@@ -146,11 +156,16 @@ def validate(out: str | None, params_file: str | None) -> None:
             console.info(f"✓ {f.path}: {f.rows} rows valid against {f.schema}")
         for x in f.failures:
             sample = f" (e.g. {', '.join(x.samples)})" if x.samples else ""
-            console.error(f"column {x.column}: {x.count} rows fail {x.check}{sample}",
-                          file=f.path, title="mlci data validation")
+            console.error(
+                f"column {x.column}: {x.count} rows fail {x.check}{sample}",
+                file=f.path,
+                title="mlci data validation",
+            )
     if not result.ok:
-        raise DataInvalid(f"{result.failure_count} values failed validation",
-                          fix="fix the data or the schema; every failure is listed above")
+        raise DataInvalid(
+            f"{result.failure_count} values failed validation",
+            fix="fix the data or the schema; every failure is listed above",
+        )
 
 
 @cli.command()
@@ -162,9 +177,11 @@ def train(params_file: str | None) -> None:
     root = Path.cwd()
     facts = do_train(root, _settings(root, params_file=params_file))
     gpu = facts["gpu"]
-    console.info(f"trained {facts['backend']} on {facts['device']} in {facts['duration_s']}s "
-                 f"({facts['rows_train']} rows); GPU: "
-                 f"{gpu['gpus'][0]['name'] if gpu.get('available') else gpu['reason']}")
+    console.info(
+        f"trained {facts['backend']} on {facts['device']} in {facts['duration_s']}s "
+        f"({facts['rows_train']} rows); GPU: "
+        f"{gpu['gpus'][0]['name'] if gpu.get('available') else gpu['reason']}"
+    )
     console.info(f"MLflow run {facts['mlflow_run_id']} at {facts['mlflow_tracking_uri']}")
 
 
@@ -195,16 +212,22 @@ def compare(base: str | None, params_file: str | None) -> None:
     console.out(report.metrics_section(c))
     console.out(report.params_section(c))
     if c.failed:
-        raise GateFailed(f"{len(c.failed)} gate(s) failed: {', '.join(m.name for m in c.failed)}",
-                         fix="see the table above")
+        raise GateFailed(
+            f"{len(c.failed)} gate(s) failed: {', '.join(m.name for m in c.failed)}",
+            fix="see the table above",
+        )
     console.success(f"compared with {rev}: {len(c.gated)} gates passed")
 
 
 @cli.command("report")
 @base_option
 @params_option
-@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Where to write the Markdown (default: mlci.report_path).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Where to write the Markdown (default: mlci.report_path).",
+)
 def report_cmd(base: str | None, params_file: str | None, out: str | None) -> None:
     """Render the PR report from the current work tree and print it."""
     import dataclasses
@@ -221,8 +244,9 @@ def report_cmd(base: str | None, params_file: str | None, out: str | None) -> No
 
         state.validation = validation.ValidationReport.from_dict(json.loads(vpath.read_text()))
     try:
-        state.comparison = pipeline.compare_with_base(root, settings,
-                                                      pipeline.base_rev(settings, ctx, base))
+        state.comparison = pipeline.compare_with_base(
+            root, settings, pipeline.base_rev(settings, ctx, base)
+        )
     except MlciError as exc:
         state.error = exc
     state.facts, state.roc = pipeline.run_facts(root, settings)
@@ -233,8 +257,13 @@ def report_cmd(base: str | None, params_file: str | None, out: str | None) -> No
 
 
 @cli.command("publish")
-@click.option("--report", "report_file", type=click.Path(exists=True, dir_okay=False),
-              metavar="FILE", help="Markdown report to post (default: mlci.report_path).")
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="Markdown report to post (default: mlci.report_path).",
+)
 @click.option("--report-name", metavar="NAME", help="Key of the sticky comment.")
 def publish_cmd(report_file: str | None, report_name: str | None) -> None:
     """Post a rendered report: sticky PR comment, job summary, outputs."""
@@ -252,8 +281,9 @@ def publish_cmd(report_file: str | None, report_name: str | None) -> None:
     markdown = path.read_text(encoding="utf-8")
     meta = path.with_suffix(".json")
     info = json.loads(meta.read_text()) if meta.exists() else {}
-    verdict = report.Verdict(info.get("verdict", "passed"), info.get("summary", ""),
-                             int(info.get("exit_code", 0)))
+    verdict = report.Verdict(
+        info.get("verdict", "passed"), info.get("summary", ""), int(info.get("exit_code", 0))
+    )
     if report_file:
         import dataclasses
 
@@ -276,12 +306,15 @@ def promote(params_file: str | None, force: bool) -> None:
 
     root = _repo_root()
     settings = _settings(root, params_file=params_file)
-    result = pipeline.promote(root, settings, _context(), force=force,
-                              on_stage=lambda s: console.step(s))
+    result = pipeline.promote(
+        root, settings, _context(), force=force, on_stage=lambda s: console.step(s)
+    )
     p = result.promotion
     verb = "registered" if p.created else "already registered as"
-    console.success(f"{p.name}: {verb} version {p.version}; champion -> v{p.version}"
-                    + (f", previous -> v{p.previous}" if p.previous else ""))
+    console.success(
+        f"{p.name}: {verb} version {p.version}; champion -> v{p.version}"
+        + (f", previous -> v{p.previous}" if p.previous else "")
+    )
 
 
 @cli.command()
@@ -320,8 +353,13 @@ def doctor() -> None:
 
 
 @cli.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False), metavar="DIR",
-              help="Where to build the throwaway repos (default: a new temp dir).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Where to build the throwaway repos (default: a new temp dir).",
+)
 @click.option("--regress", is_flag=True, help="Make the PR a worse model, to see a gate fail.")
 def demo(directory: str | None, regress: bool) -> None:
     """A full PR check on the bundled example, on real git, DVC and MLflow."""
@@ -352,7 +390,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if _debug["on"]:
             traceback.print_exc()
-        console.error(f"unexpected {type(exc).__name__}: {exc}; rerun with --debug for the "
-                      "traceback and report it", title="mlci bug")
+        console.error(
+            f"unexpected {type(exc).__name__}: {exc}; rerun with --debug for the "
+            "traceback and report it",
+            title="mlci bug",
+        )
         sys.exit(EXIT_UNEXPECTED)
     sys.exit(0)

@@ -68,7 +68,9 @@ class Settings:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "root"}
 _SCALARS = {
-    name: f.type for name, f in _FIELDS.items() if name not in ("validate", "sensitive_columns", "gates")
+    name: f.type
+    for name, f in _FIELDS.items()
+    if name not in ("validate", "sensitive_columns", "gates")
 }
 _GATE_KEYS = [f.name for f in dataclasses.fields(Gate) if f.name != "metric"]
 
@@ -95,7 +97,9 @@ def _float(value: Any, where: str) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected a number, got {value!r}", fix="give a number") from None
+        raise ConfigError(
+            f"{where}: expected a number, got {value!r}", fix="give a number"
+        ) from None
 
 
 def parse_gate(metric: str, raw: Any, where: str) -> Gate:
@@ -136,8 +140,10 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         return _bool(value, where)
     if name == "validate":
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping of data file -> schema",
-                              fix="write e.g. `validate: {data/train.csv: schemas/train.yaml}`")
+            raise ConfigError(
+                f"{where}: expected a mapping of data file -> schema",
+                fix="write e.g. `validate: {data/train.csv: schemas/train.yaml}`",
+            )
         return {str(k): str(v) for k, v in value.items()}
     if name == "sensitive_columns":
         if isinstance(value, str):
@@ -147,8 +153,10 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         return tuple(str(v) for v in value)
     if name == "gates":
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping of metric -> gate",
-                              fix="write e.g. `gates: {accuracy: {direction: higher}}`")
+            raise ConfigError(
+                f"{where}: expected a mapping of metric -> gate",
+                fix="write e.g. `gates: {accuracy: {direction: higher}}`",
+            )
         return tuple(parse_gate(str(m), g, where.rsplit(".", 1)[0]) for m, g in value.items())
     if value is None:
         return None
@@ -158,7 +166,9 @@ def _coerce(name: str, value: Any, where: str) -> Any:
 def _apply(values: dict[str, Any], raw: Mapping[str, Any], where: str) -> None:
     for key, value in raw.items():
         if key not in _FIELDS:
-            raise ConfigError(f"{where}: unknown key '{key}'", fix=_suggest(str(key), list(_FIELDS)))
+            raise ConfigError(
+                f"{where}: unknown key '{key}'", fix=_suggest(str(key), list(_FIELDS))
+            )
         values[key] = _coerce(key, value, f"{where}.{key}")
 
 
@@ -174,7 +184,9 @@ def load_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path.name}{line}: {problem}", fix=f"fix the YAML syntax in {path}") from None
+        raise ConfigError(
+            f"{path.name}{line}: {problem}", fix=f"fix the YAML syntax in {path}"
+        ) from None
 
 
 def _file_settings(root: Path, params_file: str) -> tuple[Mapping[str, Any], str]:
@@ -182,12 +194,16 @@ def _file_settings(root: Path, params_file: str) -> tuple[Mapping[str, Any], str
     if params.exists():
         data = load_yaml(params)
         if data is not None and not isinstance(data, Mapping):
-            raise ConfigError(f"{params_file}: expected a mapping at the top",
-                              fix="params.yaml holds `key: value` pairs")
+            raise ConfigError(
+                f"{params_file}: expected a mapping at the top",
+                fix="params.yaml holds `key: value` pairs",
+            )
         section = (data or {}).get("mlci")
         if section is not None:
             if not isinstance(section, Mapping):
-                raise ConfigError(f"{params_file}: `mlci:` must be a mapping", fix="indent its keys")
+                raise ConfigError(
+                    f"{params_file}: `mlci:` must be a mapping", fix="indent its keys"
+                )
             return section, f"{params_file}:mlci"
     pyproject = root / "pyproject.toml"
     if pyproject.exists():

@@ -78,7 +78,11 @@ def success(text: str) -> None:
 
 
 def annotate(
-    level: str, message: str, *, file: str | None = None, line: int | None = None,
+    level: str,
+    message: str,
+    *,
+    file: str | None = None,
+    line: int | None = None,
     title: str | None = None,
 ) -> None:
     """A GitHub annotation (``error``, ``warning``, ``notice``); a plain line elsewhere."""

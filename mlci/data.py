@@ -57,8 +57,10 @@ def _entries(items: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 def read_pipeline(root: Path) -> Pipeline:
     path = root / "dvc.yaml"
     if not path.exists():
-        raise RepoError(f"no dvc.yaml in {root}",
-                        fix="run mlci in the root of a DVC project (`dvc init`, then add stages)")
+        raise RepoError(
+            f"no dvc.yaml in {root}",
+            fix="run mlci in the root of a DVC project (`dvc init`, then add stages)",
+        )
     doc = load_yaml(path) or {}
     if not isinstance(doc, dict):
         raise ConfigError("dvc.yaml: expected a mapping", fix="see DVC's dvc.yaml reference")
@@ -88,13 +90,20 @@ def read_pipeline(root: Path) -> Pipeline:
         if isinstance(item, str):
             plots.append(item)
         elif isinstance(item, dict):
-            plots.extend(str(k) for k in item if str(k).endswith((".json", ".csv", ".tsv",
-                                                                   ".yaml", ".png", ".svg")))
+            plots.extend(
+                str(k)
+                for k in item
+                if str(k).endswith((".json", ".csv", ".tsv", ".yaml", ".png", ".svg"))
+            )
     for p in doc.get("params") or []:
         params.append(str(p))
-    return Pipeline(tuple(dict.fromkeys(metrics)), tuple(dict.fromkeys(params)),
-                    tuple(dict.fromkeys(plots)), tuple(doc.get("stages") or ()),
-                    frozenset(uncached))
+    return Pipeline(
+        tuple(dict.fromkeys(metrics)),
+        tuple(dict.fromkeys(params)),
+        tuple(dict.fromkeys(plots)),
+        tuple(doc.get("stages") or ()),
+        frozenset(uncached),
+    )
 
 
 @contextlib.contextmanager
@@ -116,8 +125,9 @@ def open_repo(root: Path) -> Any:
     try:
         return Repo(str(root))
     except NotDvcRepoError:
-        raise RepoError(f"{root} is not a DVC repository",
-                        fix="run `dvc init` and commit .dvc/") from None
+        raise RepoError(
+            f"{root} is not a DVC repository", fix="run `dvc init` and commit .dvc/"
+        ) from None
 
 
 def remote_info(repo: Any, name: str | None) -> tuple[str, str]:
@@ -132,8 +142,10 @@ def remote_info(repo: Any, name: str | None) -> tuple[str, str]:
         )
     if chosen not in remotes:
         known = ", ".join(sorted(remotes)) or "none"
-        raise DvcRemoteError(f"DVC remote '{chosen}' is not defined (known: {known})",
-                             fix=f"`dvc remote add {chosen} <url>` or pick another remote")
+        raise DvcRemoteError(
+            f"DVC remote '{chosen}' is not defined (known: {known})",
+            fix=f"`dvc remote add {chosen} <url>` or pick another remote",
+        )
     return str(chosen), str(remotes[chosen].get("url", ""))
 
 
@@ -185,8 +197,10 @@ def pull(root: Path, remote: str | None = None) -> PullResult:
                 fix="run `dvc push` where the data was produced, then re-run",
             ) from None
         except DvcException as exc:
-            raise DvcRemoteError(f"dvc pull from '{name}' failed: {exc}",
-                                 fix=f"check `dvc remote list` and access to {url}") from None
+            raise DvcRemoteError(
+                f"dvc pull from '{name}' failed: {exc}",
+                fix=f"check `dvc remote list` and access to {url}",
+            ) from None
     finally:
         repo.close()
     count = int(stats.get("fetched", 0)) if isinstance(stats, dict) else 0
@@ -209,10 +223,14 @@ def reproduce(root: Path) -> list[str]:
             stages = repo.reproduce()
     except ReproductionError as exc:
         cause = exc.__cause__ or exc.__context__
-        raise StageError(f"stage failed in dvc repro: {exc}{': ' + str(cause) if cause else ''}",
-                         fix="run `dvc repro` locally to see the stage's own output") from None
+        raise StageError(
+            f"stage failed in dvc repro: {exc}{': ' + str(cause) if cause else ''}",
+            fix="run `dvc repro` locally to see the stage's own output",
+        ) from None
     except DvcException as exc:
-        raise StageError(f"dvc repro failed: {exc}", fix="check dvc.yaml and `dvc status`") from None
+        raise StageError(
+            f"dvc repro failed: {exc}", fix="check dvc.yaml and `dvc status`"
+        ) from None
     finally:
         repo.close()
     return [getattr(s, "addressing", str(s)) for s in stages]

@@ -21,16 +21,20 @@ from mlci.errors import ConfigError, StageError
 from mlci.example import copy_files
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "mlci demo", "GIT_AUTHOR_EMAIL": "demo@mlci.invalid",
-    "GIT_COMMITTER_NAME": "mlci demo", "GIT_COMMITTER_EMAIL": "demo@mlci.invalid",
+    "GIT_AUTHOR_NAME": "mlci demo",
+    "GIT_AUTHOR_EMAIL": "demo@mlci.invalid",
+    "GIT_COMMITTER_NAME": "mlci demo",
+    "GIT_COMMITTER_EMAIL": "demo@mlci.invalid",
 }
 
 
 def _git(cwd: Path, *args: str) -> str:
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise StageError(f"git {' '.join(args)} failed: {proc.stderr.strip()}",
-                         fix="check that git works on this machine")
+        raise StageError(
+            f"git {' '.join(args)} failed: {proc.stderr.strip()}",
+            fix="check that git works on this machine",
+        )
     return proc.stdout
 
 
@@ -102,13 +106,26 @@ def run_demo(directory: Path | None, *, regress: bool = False) -> int:
     console.step(f"PR branch pr/tune-model: {summary}")
     if checkout.exists():
         shutil.rmtree(checkout)
-    _git(work, "clone", "-q", "--depth", "1", "--branch", "pr/tune-model", "--single-branch",
-         project.as_uri(), str(checkout))
+    _git(
+        work,
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        "--branch",
+        "pr/tune-model",
+        "--single-branch",
+        project.as_uri(),
+        str(checkout),
+    )
     console.step(f"CI checkout (depth 1, one branch): {checkout}")
     console.step("mlci run --base main")
-    proc = subprocess.run([sys.executable, "-m", "mlci", "run", "--base", "main"], cwd=checkout,
-                          check=False)
-    console.info(f"\ndemo workspace kept at {work}; report: {checkout / '.mlci' / 'report.md'}; "
-                 f"MLflow: {os.environ['MLCI_MLFLOW_TRACKING_URI']}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlci", "run", "--base", "main"], cwd=checkout, check=False
+    )
+    console.info(
+        f"\ndemo workspace kept at {work}; report: {checkout / '.mlci' / 'report.md'}; "
+        f"MLflow: {os.environ['MLCI_MLFLOW_TRACKING_URI']}"
+    )
     console.info(f"mlci run exit code: {proc.returncode}")
     return proc.returncode

@@ -22,10 +22,13 @@ def _git(root: Path) -> list[tuple[str, str]]:
         top = git.toplevel(root)
     except MlciError as exc:
         return [("git", exc.message)]
-    return [("git root", str(top)), ("git branch", git.branch(top) or "(detached)"),
-            ("git commit", git.head_sha(top)[:12] if git.rev_sha(top, "HEAD") else "(none yet)"),
-            ("git shallow", str(git.is_shallow(top)).lower()),
-            ("git dirty", str(git.is_dirty(top)).lower())]
+    return [
+        ("git root", str(top)),
+        ("git branch", git.branch(top) or "(detached)"),
+        ("git commit", git.head_sha(top)[:12] if git.rev_sha(top, "HEAD") else "(none yet)"),
+        ("git shallow", str(git.is_shallow(top)).lower()),
+        ("git dirty", str(git.is_dirty(top)).lower()),
+    ]
 
 
 def _dvc(root: Path) -> list[tuple[str, str]]:
@@ -50,14 +53,23 @@ def _gpu() -> list[tuple[str, str]]:
     from mlci.training.gpu import probe
 
     info = probe()
-    nvml = (", ".join(f"{g['name']} ({g['memory_total_mb']:.0f} MiB, driver {g['driver']})"
-                      for g in info["gpus"]) if info.get("available") else info["reason"])
+    nvml = (
+        ", ".join(
+            f"{g['name']} ({g['memory_total_mb']:.0f} MiB, driver {g['driver']})"
+            for g in info["gpus"]
+        )
+        if info.get("available")
+        else info["reason"]
+    )
     rows = [("NVML", nvml)]
     try:
         import torch
 
-        cuda = (f"available: {torch.cuda.device_count()} device(s), CUDA {torch.version.cuda}"
-                if torch.cuda.is_available() else "not available (training runs on CPU)")
+        cuda = (
+            f"available: {torch.cuda.device_count()} device(s), CUDA {torch.version.cuda}"
+            if torch.cuda.is_available()
+            else "not available (training runs on CPU)"
+        )
     except ImportError:
         cuda = "torch not installed (pip install 'mlci[torch]')"
     rows.append(("CUDA", cuda))
@@ -68,22 +80,29 @@ def diagnose(root: Path) -> list[tuple[str, str]]:
     from mlci import config
 
     rows = [("mlci", __version__), ("python", platform.python_version())]
-    rows += [(pkg, _version(pkg)) for pkg in ("dvc", "mlflow", "pandera", "scikit-learn",
-                                              "torch", "nvidia-ml-py")]
+    rows += [
+        (pkg, _version(pkg))
+        for pkg in ("dvc", "mlflow", "pandera", "scikit-learn", "torch", "nvidia-ml-py")
+    ]
     rows += _git(root)
     rows += _dvc(root)
     try:
         settings = config.load(root)
-        rows += [("settings", f"{len(settings.gates)} gates, {len(settings.validate)} "
-                              f"validated files"), ("MLflow URI", settings.tracking_uri),
-                 ("model name", settings.model_name)]
+        rows += [
+            ("settings", f"{len(settings.gates)} gates, {len(settings.validate)} validated files"),
+            ("MLflow URI", settings.tracking_uri),
+            ("model name", settings.model_name),
+        ]
     except MlciError as exc:
         rows.append(("settings", exc.one_line()))
     rows += _gpu()
     ctx = ci.detect()
-    rows += [("GitHub Actions", "yes" if ctx.on_github else "no"),
-             ("event", ctx.event_name or "-"), ("repository", ctx.repository or "-"),
-             ("pull request", str(ctx.pr_number or "-")),
-             ("token", "present (masked)" if ctx.has_token else "absent"),
-             ("fork PR", str(ctx.from_fork).lower())]
+    rows += [
+        ("GitHub Actions", "yes" if ctx.on_github else "no"),
+        ("event", ctx.event_name or "-"),
+        ("repository", ctx.repository or "-"),
+        ("pull request", str(ctx.pr_number or "-")),
+        ("token", "present (masked)" if ctx.has_token else "absent"),
+        ("fork PR", str(ctx.from_fork).lower()),
+    ]
     return rows

@@ -61,7 +61,8 @@ def slice_metrics(
                 "accuracy": round(float((yt == yp).mean()), 10),
                 "positive_rate": round(float((yp == positive).mean()), 10),
                 "tpr": round(float((yp[positives] == positive).mean()), 10)
-                if positives.any() else None,
+                if positives.any()
+                else None,
             }
         slices[column] = per
 
@@ -86,5 +87,7 @@ def roc_rows(y_true: Any, score: Any, positive: Any) -> list[dict[str, float]]:
     from sklearn.metrics import roc_curve
 
     fpr, tpr, _ = roc_curve(np.asarray(y_true), np.asarray(score), pos_label=positive)
-    return [{"fpr": round(float(f), 6), "tpr": round(float(t), 6)} for f, t in zip(fpr, tpr,
-                                                                                    strict=True)]
+    return [
+        {"fpr": round(float(f), 6), "tpr": round(float(t), 6)}
+        for f, t in zip(fpr, tpr, strict=True)
+    ]

@@ -10,21 +10,34 @@ from mlci.errors import ExternalError, RepoError
 
 def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, check=False,
+        ["git", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and proc.returncode != 0:
-        raise RepoError(f"git {' '.join(args)} failed in {root}: {proc.stderr.strip()}",
-                        fix="check the repository state")
+        raise RepoError(
+            f"git {' '.join(args)} failed in {root}: {proc.stderr.strip()}",
+            fix="check the repository state",
+        )
     return proc
 
 
 def toplevel(path: Path) -> Path:
     """The root of the git repository containing ``path``."""
-    proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"],
+        cwd=path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
-        raise RepoError(f"{path} is not inside a git repository",
-                        fix="run mlci in a git repository (`git init`), or cd into one")
+        raise RepoError(
+            f"{path} is not inside a git repository",
+            fix="run mlci in a git repository (`git init`), or cd into one",
+        )
     return Path(proc.stdout.strip())
 
 
@@ -48,8 +61,9 @@ def rev_sha(root: Path, rev: str) -> str | None:
 
 def show(root: Path, rev: str, path: str) -> bytes | None:
     """A file's bytes at ``rev``, or None when it does not exist there."""
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True,
-                          check=False)
+    proc = subprocess.run(
+        ["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, check=False
+    )
     return proc.stdout if proc.returncode == 0 else None
 
 
@@ -73,20 +87,28 @@ def resolve_base(root: Path, base: str) -> str:
         if sha:
             return sha
     if "origin" not in remotes(root):
-        raise RepoError(f"base revision '{base}' not found and there is no 'origin' remote",
-                        fix="pass --base with an existing branch, tag or SHA")
+        raise RepoError(
+            f"base revision '{base}' not found and there is no 'origin' remote",
+            fix="pass --base with an existing branch, tag or SHA",
+        )
     refspec = f"+refs/heads/{base}:refs/remotes/origin/{base}"
     proc = _git(root, "fetch", "--no-tags", "--depth=1", "origin", refspec, check=False)
     if proc.returncode != 0:
         err = proc.stderr.strip().splitlines()
         last = err[-1] if err else "unknown error"
         if "couldn't find remote ref" in proc.stderr or "not our ref" in proc.stderr:
-            raise RepoError(f"base branch '{base}' does not exist on origin",
-                            fix="pass --base with the PR's real base branch")
-        raise ExternalError(f"cannot fetch base branch '{base}' from origin: {last}",
-                            fix="check network access to the git remote")
+            raise RepoError(
+                f"base branch '{base}' does not exist on origin",
+                fix="pass --base with the PR's real base branch",
+            )
+        raise ExternalError(
+            f"cannot fetch base branch '{base}' from origin: {last}",
+            fix="check network access to the git remote",
+        )
     sha = rev_sha(root, f"origin/{base}")
     if not sha:
-        raise RepoError(f"base branch '{base}' not found after fetching",
-                        fix="pass --base with an existing branch")
+        raise RepoError(
+            f"base branch '{base}' not found after fetching",
+            fix="pass --base with an existing branch",
+        )
     return sha

@@ -124,8 +124,10 @@ def judge(gate: Gate, base: Any, head: Any) -> tuple[str, str]:
     worse_by = float(base) - value if gate.direction == "higher" else value - float(base)
     allowed = max(gate.abs_tol or 0.0, (gate.rel_tol or 0.0) * abs(float(base)))
     if worse_by > allowed + EPS:
-        return FAIL, (f"{name} got worse by {worse_by:.6g} ({float(base):.6g} -> {value:.6g}); "
-                      f"{gate.direction} is better, allowed {allowed:.6g}")
+        return FAIL, (
+            f"{name} got worse by {worse_by:.6g} ({float(base):.6g} -> {value:.6g}); "
+            f"{gate.direction} is better, allowed {allowed:.6g}"
+        )
     if worse_by > EPS:
         return PASS, f"{name} worse by {worse_by:.6g}, within the allowed {allowed:.6g}"
     return PASS, f"{name} {float(base):.6g} -> {value:.6g}"
@@ -162,30 +164,41 @@ def compare(
             continue
         status, message = judge(gate, b, h)
         diffs.append(MetricDiff(name, b, h, gate, status, message))
-    return Comparison(base_rev, base_sha, tuple(diffs),
-                      diff_params(base_params or {}, head_params or {}), has_baseline,
-                      tuple(notices))
+    return Comparison(
+        base_rev,
+        base_sha,
+        tuple(diffs),
+        diff_params(base_params or {}, head_params or {}),
+        has_baseline,
+        tuple(notices),
+    )
 
 
 def diff_params(base: Mapping[str, Any], head: Mapping[str, Any]) -> tuple[ParamDiff, ...]:
     names = sorted(set(base) | set(head))
-    return tuple(ParamDiff(n, base.get(n), head.get(n)) for n in names
-                 if base.get(n) != head.get(n))
+    return tuple(
+        ParamDiff(n, base.get(n), head.get(n)) for n in names if base.get(n) != head.get(n)
+    )
 
 
 # ---- loading (the I/O edge) ----
+
 
 def parse(text: bytes | str, where: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) if not where.endswith(".json") else json.loads(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{where} is not valid JSON/YAML: {exc}",
-                          fix="make the stage write a JSON or YAML mapping") from None
+        raise ConfigError(
+            f"{where} is not valid JSON/YAML: {exc}",
+            fix="make the stage write a JSON or YAML mapping",
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of metric names to values",
-                          fix='write e.g. {"accuracy": 0.91}')
+        raise ConfigError(
+            f"{where}: expected a mapping of metric names to values",
+            fix='write e.g. {"accuracy": 0.91}',
+        )
     return flatten(data)
 
 

@@ -97,15 +97,22 @@ def compare_with_base(root: Path, settings: Settings, rev: str) -> metrics.Compa
     if head is None:
         raise ConfigError(
             f"no metrics on the PR: none of {', '.join(pipe.metrics) or 'no files'} exist",
-            fix="declare metrics in dvc.yaml and run `dvc repro` (or `mlci run`)")
+            fix="declare metrics in dvc.yaml and run `dvc repro` (or `mlci run`)",
+        )
     base_read = _reader(root, sha, pipe)
     base = metrics.load_files(pipe.metrics, base_read)
-    params_files = pipe.params or ((settings.params_file,) if (root / settings.params_file)
-                                   .exists() else ())
+    params_files = pipe.params or (
+        (settings.params_file,) if (root / settings.params_file).exists() else ()
+    )
     return metrics.compare(
-        base, head, settings.gates, base_rev=rev, base_sha=sha,
+        base,
+        head,
+        settings.gates,
+        base_rev=rev,
+        base_sha=sha,
         base_params=_params(params_files, base_read),
-        head_params=_params(params_files, metrics.read_worktree(root)))
+        head_params=_params(params_files, metrics.read_worktree(root)),
+    )
 
 
 def run_facts(root: Path, settings: Settings) -> tuple[dict[str, Any], list[dict[str, float]]]:
@@ -124,37 +131,55 @@ def run_facts(root: Path, settings: Settings) -> tuple[dict[str, Any], list[dict
 
 def verdict_of(state: CheckState) -> report.Verdict:
     if state.error is not None:
-        return report.Verdict("error", f"{state.error.title}: {state.error.one_line()}",
-                              state.error.exit_code)
+        return report.Verdict(
+            "error", f"{state.error.title}: {state.error.one_line()}", state.error.exit_code
+        )
     if state.validation is not None and not state.validation.ok:
         n = state.validation.failure_count
-        return report.Verdict("data-invalid", f"data validation failed ({n} failing values)",
-                              EXIT_DATA_INVALID)
+        return report.Verdict(
+            "data-invalid", f"data validation failed ({n} failing values)", EXIT_DATA_INVALID
+        )
     c = state.comparison
     if c is None:
         return report.Verdict("error", "no comparison was made", 1)
     if c.failed:
         names = ", ".join(m.name for m in c.failed)
-        return report.Verdict("failed", f"{len(c.failed)} gate(s) failed: {names}",
-                              EXIT_GATE_FAILED)
+        return report.Verdict(
+            "failed", f"{len(c.failed)} gate(s) failed: {names}", EXIT_GATE_FAILED
+        )
     if not c.gated:
         return report.Verdict("passed", "no gates are configured; metrics reported only")
     extra = "" if c.has_baseline else " (no baseline on base)"
     return report.Verdict("passed", f"all {len(c.gated)} gates passed{extra}")
 
 
-def render(root: Path, settings: Settings, state: CheckState, head_sha: str | None) -> tuple[
-        report.Verdict, str]:
+def render(
+    root: Path, settings: Settings, state: CheckState, head_sha: str | None
+) -> tuple[report.Verdict, str]:
     verdict = verdict_of(state)
     inp = report.ReportInput(
-        name=settings.report_name, verdict=verdict, comparison=state.comparison,
-        validation=state.validation, pulled=state.pulled, facts=state.facts,
-        timings=state.timings, head_sha=head_sha, roc=state.roc)
+        name=settings.report_name,
+        verdict=verdict,
+        comparison=state.comparison,
+        validation=state.validation,
+        pulled=state.pulled,
+        facts=state.facts,
+        timings=state.timings,
+        head_sha=head_sha,
+        roc=state.roc,
+    )
     return verdict, report.render(inp, marker=publish.marker(settings.report_name))
 
 
-def pr_check(root: Path, settings: Settings, ctx: CIContext, *, base: str | None = None,
-             pull: bool = True, on_stage: OnStage = lambda _: None) -> CheckResult:
+def pr_check(
+    root: Path,
+    settings: Settings,
+    ctx: CIContext,
+    *,
+    base: str | None = None,
+    pull: bool = True,
+    on_stage: OnStage = lambda _: None,
+) -> CheckResult:
     """The whole PR check. Raises the verdict's error after the report is out."""
     state = CheckState()
     try:
@@ -163,8 +188,9 @@ def pr_check(root: Path, settings: Settings, ctx: CIContext, *, base: str | None
             with _timed(state, "pull", on_stage):
                 state.pulled = data.pull(root, settings.dvc_remote)
         with _timed(state, "validate", on_stage):
-            state.validation = validation.validate(root, settings.validate,
-                                                   settings.sensitive_columns)
+            state.validation = validation.validate(
+                root, settings.validate, settings.sensitive_columns
+            )
         if state.validation.ok:
             with _timed(state, "reproduce", on_stage):
                 data.reproduce(root)
@@ -202,7 +228,6 @@ def raise_for(result: CheckResult) -> None:
         raise result.published.error
 
 
-
 @dataclass(frozen=True)
 class PromoteResult:
     promotion: Any
@@ -210,20 +235,27 @@ class PromoteResult:
     git_sha: str
 
 
-def promote(root: Path, settings: Settings, ctx: CIContext, *, force: bool = False,
-            on_stage: OnStage = lambda _: None) -> PromoteResult:
+def promote(
+    root: Path,
+    settings: Settings,
+    ctx: CIContext,
+    *,
+    force: bool = False,
+    on_stage: OnStage = lambda _: None,
+) -> PromoteResult:
     """After a merge: gate the commit's model against the champion, then register it."""
     from mlci import registry
 
     branch = git.branch(root)
     on_default = ctx.ref == f"refs/heads/{settings.promote_branch}" or (
-        ctx.ref is None and branch == settings.promote_branch)
+        ctx.ref is None and branch == settings.promote_branch
+    )
     if not on_default and not force:
         where = ctx.ref or branch or "a detached HEAD"
         raise ConfigError(
-            f"refusing to promote from {where}: promotion runs only on "
-            f"'{settings.promote_branch}'",
-            fix="merge first, set mlci.promote_branch, or pass --force to override")
+            f"refusing to promote from {where}: promotion runs only on '{settings.promote_branch}'",
+            fix="merge first, set mlci.promote_branch, or pass --force to override",
+        )
     sha = ctx.sha or git.head_sha(root)
     uri = settings.tracking_uri
     on_stage("find run")
@@ -233,24 +265,39 @@ def promote(root: Path, settings: Settings, ctx: CIContext, *, force: bool = Fal
         data.reproduce(root)
         run = registry.find_run(uri, settings.experiment, sha)
     if run is None:
-        raise ConfigError(f"no MLflow run trained commit {sha[:12]}",
-                          fix="the pipeline must log a run tagged with the commit "
-                              "(`mlci train` does); run `dvc repro --force` then retry")
+        raise ConfigError(
+            f"no MLflow run trained commit {sha[:12]}",
+            fix="the pipeline must log a run tagged with the commit "
+            "(`mlci train` does); run `dvc repro --force` then retry",
+        )
     on_stage("gate against champion")
     champion = registry.alias_version(uri, settings.model_name, registry.CHAMPION)
     base = registry.run_metrics(uri, champion.run_id) if champion is not None else None
     head = dict(run.data.metrics)
-    comparison = metrics.compare(base, head, settings.gates, base_rev=f"{registry.CHAMPION}"
-                                 + (f" v{champion.version}" if champion is not None else ""))
+    comparison = metrics.compare(
+        base,
+        head,
+        settings.gates,
+        base_rev=f"{registry.CHAMPION}" + (f" v{champion.version}" if champion is not None else ""),
+    )
     if comparison.failed:
         names = ", ".join(m.message for m in comparison.failed)
-        raise GateFailed(f"not promoted: the model does not hold up against the champion: {names}",
-                         fix="the champion stays; improve the model or relax the gate")
+        raise GateFailed(
+            f"not promoted: the model does not hold up against the champion: {names}",
+            fix="the champion stays; improve the model or relax the gate",
+        )
     on_stage("register")
-    tags = {"branch": branch, "pr": ctx.pr_number, "run_id": run.info.run_id,
-            "promoted_by": ctx.actor, **{k.removeprefix("mlci."): v
-                                          for k, v in run.data.tags.items()
-                                          if k.startswith("mlci.") and k != "mlci.git_sha"}}
+    tags = {
+        "branch": branch,
+        "pr": ctx.pr_number,
+        "run_id": run.info.run_id,
+        "promoted_by": ctx.actor,
+        **{
+            k.removeprefix("mlci."): v
+            for k, v in run.data.tags.items()
+            if k.startswith("mlci.") and k != "mlci.git_sha"
+        },
+    }
     tags.update({f"metric.{k}": v for k, v in head.items()})
     promotion = registry.promote(uri, settings.model_name, run.info.run_id, sha, tags)
     return PromoteResult(promotion, comparison, sha)

@@ -37,9 +37,19 @@ def write_report(settings: Settings, markdown: str, verdict: Verdict) -> Path:
     path = settings.report_file
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown, encoding="utf-8")
-    path.with_suffix(".json").write_text(json.dumps(
-        {"verdict": verdict.status, "summary": verdict.summary, "exit_code": verdict.exit_code,
-         "report": str(path)}, indent=2) + "\n", encoding="utf-8")
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "verdict": verdict.status,
+                "summary": verdict.summary,
+                "exit_code": verdict.exit_code,
+                "report": str(path),
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -48,8 +58,9 @@ def post_comment(settings: Settings, ctx: CIContext, markdown: str) -> str:
 
     token = ci.token()
     if not token or not ctx.repository or not ctx.pr_number:
-        raise GitHubError("no GitHub context to post to",
-                          fix="run on a pull_request event with GITHUB_TOKEN set")
+        raise GitHubError(
+            "no GitHub context to post to", fix="run on a pull_request event with GITHUB_TOKEN set"
+        )
     client = GitHubClient(settings.github_api_url or DEFAULT_API_URL, token, ctx.repository)
     result = client.upsert_comment(ctx.pr_number, markdown, marker(settings.report_name))
     return result.url
@@ -76,6 +87,8 @@ def publish(settings: Settings, ctx: CIContext, markdown: str, verdict: Verdict)
         except GitHubError as exc:
             error = exc
     if ctx.output:
-        github.write_outputs(ctx.output, {"verdict": verdict.status, "report-path": str(path),
-                                          "comment-url": url or ""})
+        github.write_outputs(
+            ctx.output,
+            {"verdict": verdict.status, "report-path": str(path), "comment-url": url or ""},
+        )
     return Published(path, summary, url, skipped, error)

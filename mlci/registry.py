@@ -51,8 +51,11 @@ def find_run(uri: str, experiment: str, git_sha: str) -> Any | None:
         if exp is None:
             return None
         runs = client.search_runs(
-            [exp.experiment_id], f"tags.`{TAG_PREFIX}git_sha` = '{git_sha}'",
-            order_by=["attributes.start_time DESC"], max_results=1)
+            [exp.experiment_id],
+            f"tags.`{TAG_PREFIX}git_sha` = '{git_sha}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
     except Exception as exc:
         raise unreachable(uri, exc) from None
     return runs[0] if runs else None
@@ -125,26 +128,33 @@ def promote(uri: str, name: str, run_id: str, git_sha: str, tags: Mapping[str, A
     return Promotion(name, version, previous if previous != version else None, run_id, created)
 
 
-def rollback(uri: str, name: str, reason: str, to: str | None = None,
-             actor: str | None = None) -> Rollback:
+def rollback(
+    uri: str, name: str, reason: str, to: str | None = None, actor: str | None = None
+) -> Rollback:
     """Move ``champion`` back (to ``previous`` unless ``to``), recording who, when and why."""
     client = _client(uri)
     current = alias_version(uri, name, CHAMPION)
     if current is None:
-        raise ConfigError(f"model '{name}' has no champion to roll back",
-                          fix="promote a model first (`mlci promote`)")
+        raise ConfigError(
+            f"model '{name}' has no champion to roll back",
+            fix="promote a model first (`mlci promote`)",
+        )
     target = to
     if target is None:
         prev = alias_version(uri, name, PREVIOUS)
         if prev is None:
-            raise ConfigError(f"model '{name}' has no previous version to roll back to",
-                              fix="pass --to VERSION to pick one")
+            raise ConfigError(
+                f"model '{name}' has no previous version to roll back to",
+                fix="pass --to VERSION to pick one",
+            )
         target = str(prev.version)
     try:
         mv = client.get_model_version(name, target)
     except Exception:
-        raise ConfigError(f"model '{name}' has no version {target}",
-                          fix="list versions in the MLflow UI or pass another --to") from None
+        raise ConfigError(
+            f"model '{name}' has no version {target}",
+            fix="list versions in the MLflow UI or pass another --to",
+        ) from None
     who = actor or os.environ.get("GITHUB_ACTOR") or getpass.getuser()
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     try:
@@ -154,11 +164,18 @@ def rollback(uri: str, name: str, reason: str, to: str | None = None,
             client.set_registered_model_alias(name, PREVIOUS, before_prev)
         else:
             client.delete_registered_model_alias(name, PREVIOUS)
-        for key, value in (("by", who), ("at", when), ("reason", reason),
-                           ("from_version", str(current.version))):
+        for key, value in (
+            ("by", who),
+            ("at", when),
+            ("reason", reason),
+            ("from_version", str(current.version)),
+        ):
             client.set_model_version_tag(name, target, f"{TAG_PREFIX}rollback.{key}", value)
-        client.set_registered_model_tag(name, f"{TAG_PREFIX}last_rollback",
-                                        f"{current.version}->{target} by {who} at {when}: {reason}")
+        client.set_registered_model_tag(
+            name,
+            f"{TAG_PREFIX}last_rollback",
+            f"{current.version}->{target} by {who} at {when}: {reason}",
+        )
     except Exception as exc:
         raise unreachable(uri, exc) from None
     return Rollback(name, str(current.version), target)
@@ -170,5 +187,11 @@ def lineage(uri: str, name: str, alias: str = CHAMPION) -> dict[str, Any]:
     if mv is None:
         raise ConfigError(f"model '{name}' has no alias '{alias}'", fix="promote a model first")
     tags = {k.removeprefix(TAG_PREFIX): v for k, v in (mv.tags or {}).items()}
-    return {"name": name, "alias": alias, "version": str(mv.version), "run_id": mv.run_id,
-            "source": mv.source, **tags}
+    return {
+        "name": name,
+        "alias": alias,
+        "version": str(mv.version),
+        "run_id": mv.run_id,
+        "source": mv.source,
+        **tags,
+    }

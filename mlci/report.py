@@ -86,7 +86,8 @@ def _gate(diff: MetricDiff) -> str:
     if diff.gate is None:
         return ""
     return {PASS: "✅ pass", FAIL: "❌ fail", NEW: "🆕 new", SKIPPED: "⏭ skipped"}.get(
-        diff.status, diff.status)
+        diff.status, diff.status
+    )
 
 
 def heading(inp: ReportInput) -> str:
@@ -95,8 +96,10 @@ def heading(inp: ReportInput) -> str:
     if inp.comparison is not None:
         b = inp.comparison
         base = f" vs `{b.base_rev}`" + (f" (`{b.base_sha[:7]}`)" if b.base_sha else "")
-    return (f"## {inp.verdict.icon} {inp.name}: {inp.verdict.status}\n\n"
-            f"**{_cell(inp.verdict.summary)}**{base}{sha}\n")
+    return (
+        f"## {inp.verdict.icon} {inp.name}: {inp.verdict.status}\n\n"
+        f"**{_cell(inp.verdict.summary)}**{base}{sha}\n"
+    )
 
 
 def metrics_section(c: Comparison) -> str:
@@ -111,8 +114,10 @@ def metrics_section(c: Comparison) -> str:
     lines.append("| metric | base | PR | change | rel. | | gate |")
     lines.append("|---|---:|---:|---:|---:|:-:|---|")
     for m in sorted(main, key=lambda d: (d.gate is None, d.name)):
-        lines.append(f"| `{_cell(m.name)}` | {fmt(m.base)} | {fmt(m.head)} | {_signed(m.change)} "
-                     f"| {_signed(m.rel_change, pct=True)} | {_arrow(m)} | {_gate(m)} |")
+        lines.append(
+            f"| `{_cell(m.name)}` | {fmt(m.base)} | {fmt(m.head)} | {_signed(m.change)} "
+            f"| {_signed(m.rel_change, pct=True)} | {_arrow(m)} | {_gate(m)} |"
+        )
     failed = c.failed
     if failed:
         lines.append("\n**Failed gates**\n")
@@ -142,7 +147,9 @@ def validation_section(v: ValidationReport) -> str:
         rows.append(f"| `{_cell(f.path)}` | `{_cell(f.schema)}` | {f.rows} | {result} |")
     bad = [f for f in v.files if not f.ok]
     for f in bad:
-        rows.append(f"\n<details open><summary>Failures in <code>{_cell(f.path)}</code></summary>\n")
+        rows.append(
+            f"\n<details open><summary>Failures in <code>{_cell(f.path)}</code></summary>\n"
+        )
         rows.append("| column | check | failing rows | sample values |")
         rows.append("|---|---|---:|---|")
         for x in f.failures:
@@ -156,10 +163,15 @@ def slices_section(c: Comparison) -> str:
     rows = [m for m in c.metrics if m.name.startswith("slices.")]
     if not rows:
         return ""
-    out = ["<details><summary>Slices</summary>\n", "| slice | base | PR | change |",
-           "|---|---:|---:|---:|"]
-    out += [f"| `{_cell(m.name[7:])}` | {fmt(m.base)} | {fmt(m.head)} | {_signed(m.change)} |"
-            for m in rows]
+    out = [
+        "<details><summary>Slices</summary>\n",
+        "| slice | base | PR | change |",
+        "|---|---:|---:|---:|",
+    ]
+    out += [
+        f"| `{_cell(m.name[7:])}` | {fmt(m.base)} | {fmt(m.head)} | {_signed(m.change)} |"
+        for m in rows
+    ]
     return "\n".join(out) + "\n\n</details>\n"
 
 
@@ -175,10 +187,12 @@ def roc_chart(points: Sequence[Mapping[str, float]]) -> str:
         best = max((t for f, t in zip(fpr, tpr, strict=True) if f <= g + 1e-12), default=0.0)
         values.append(round(best, 3))
     xs = ", ".join(f'"{g:.1f}"' for g in grid)
-    return ("<details><summary>ROC curve (PR)</summary>\n\n```mermaid\nxychart-beta\n"
-            '    title "ROC (TPR by FPR)"\n'
-            f"    x-axis [{xs}]\n    y-axis \"TPR\" 0 --> 1\n"
-            f"    line [{', '.join(str(v) for v in values)}]\n```\n\n</details>\n")
+    return (
+        "<details><summary>ROC curve (PR)</summary>\n\n```mermaid\nxychart-beta\n"
+        '    title "ROC (TPR by FPR)"\n'
+        f'    x-axis [{xs}]\n    y-axis "TPR" 0 --> 1\n'
+        f"    line [{', '.join(str(v) for v in values)}]\n```\n\n</details>\n"
+    )
 
 
 def facts_section(inp: ReportInput) -> str:
@@ -192,9 +206,12 @@ def facts_section(inp: ReportInput) -> str:
     else:
         gpu_text = str(gpu.get("reason", "not recorded"))
     items = [
-        ("backend", f.get("backend")), ("device", f.get("device")), ("GPU", gpu_text),
+        ("backend", f.get("backend")),
+        ("device", f.get("device")),
+        ("GPU", gpu_text),
         ("training time", f"{f['duration_s']:.1f}s" if "duration_s" in f else None),
-        ("MLflow run", f.get("mlflow_run_id")), ("MLflow", f.get("mlflow_tracking_uri")),
+        ("MLflow run", f.get("mlflow_run_id")),
+        ("MLflow", f.get("mlflow_tracking_uri")),
     ]
     if inp.pulled is not None:
         items.append(("DVC remote", f"{inp.pulled.remote} ({inp.pulled.files} files fetched)"))
@@ -227,8 +244,10 @@ def fit(head: str, sections: list[str], limit: int, hint: str) -> str:
     body = head + "\n" + "\n".join(sections)
     if len(body) <= limit:
         return body
-    note = (f"\n\n> [!IMPORTANT]\n> This report was cut to fit GitHub's {limit:,}-character "
-            f"limit. The full report is in {hint}.\n")
+    note = (
+        f"\n\n> [!IMPORTANT]\n> This report was cut to fit GitHub's {limit:,}-character "
+        f"limit. The full report is in {hint}.\n"
+    )
     kept = list(sections)
     while kept and len(head + "\n" + "\n".join(kept) + note) > limit:
         kept.pop()

@@ -58,8 +58,12 @@ class ValidationReport:
         files = []
         for f in data.get("files", []):
             failures = tuple(
-                Failure(str(x["column"]), str(x["check"]), int(x["count"]),
-                        tuple(str(s) for s in x.get("samples", ())))
+                Failure(
+                    str(x["column"]),
+                    str(x["check"]),
+                    int(x["count"]),
+                    tuple(str(s) for s in x.get("samples", ())),
+                )
                 for x in f.get("failures", [])
             )
             files.append(FileResult(str(f["path"]), str(f["schema"]), int(f["rows"]), failures))
@@ -67,8 +71,9 @@ class ValidationReport:
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n",
-                        encoding="utf-8")
+        path.write_text(
+            json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
 
 
 def load_schema(root: Path, spec: str) -> Any:
@@ -78,22 +83,30 @@ def load_schema(root: Path, spec: str) -> Any:
     path = root / spec
     if spec.endswith((".yaml", ".yml")):
         if not path.exists():
-            raise ConfigError(f"schema file {spec} not found",
-                              fix="write it with `schema.to_yaml()` or fix mlci.validate")
+            raise ConfigError(
+                f"schema file {spec} not found",
+                fix="write it with `schema.to_yaml()` or fix mlci.validate",
+            )
         try:
             return pa.DataFrameSchema.from_yaml(path.read_text(encoding="utf-8"))
         except Exception as exc:
-            raise ConfigError(f"{spec}: not a pandera schema ({exc})",
-                              fix="produce it with pandera's `schema.to_yaml()`") from None
+            raise ConfigError(
+                f"{spec}: not a pandera schema ({exc})",
+                fix="produce it with pandera's `schema.to_yaml()`",
+            ) from None
     module_name, _, attr = spec.partition(":")
     if not attr:
-        raise ConfigError(f"schema '{spec}' is neither a .yaml file nor module:attribute",
-                          fix="use e.g. schemas/train.yaml or my_pkg.schemas:train")
+        raise ConfigError(
+            f"schema '{spec}' is neither a .yaml file nor module:attribute",
+            fix="use e.g. schemas/train.yaml or my_pkg.schemas:train",
+        )
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load schema {spec}: {exc}",
-                          fix="check the module is importable from the repo root") from None
+        raise ConfigError(
+            f"cannot load schema {spec}: {exc}",
+            fix="check the module is importable from the repo root",
+        ) from None
 
 
 def read_table(path: Path) -> Any:
@@ -110,18 +123,21 @@ def _failures(failure_cases: Any, sensitive: Sequence[str]) -> tuple[Failure, ..
     for (column, check), group in frame.groupby(["column", "check"], sort=True, dropna=False):
         values = group["failure_case"].dropna().astype(str).unique()[:MAX_SAMPLES]
         samples = () if str(column) in sensitive else tuple(values)
-        out.append(Failure(str(column), str(check), int(len(group)), samples))
+        out.append(Failure(str(column), str(check), len(group), samples))
     return tuple(out)
 
 
-def validate_file(root: Path, data: str, schema_spec: str,
-                  sensitive: Sequence[str] = ()) -> FileResult:
+def validate_file(
+    root: Path, data: str, schema_spec: str, sensitive: Sequence[str] = ()
+) -> FileResult:
     import pandera.errors
 
     path = root / data
     if not path.exists():
-        raise ConfigError(f"data file {data} not found",
-                          fix="run `mlci pull` (or `dvc pull`) first, or fix mlci.validate")
+        raise ConfigError(
+            f"data file {data} not found",
+            fix="run `mlci pull` (or `dvc pull`) first, or fix mlci.validate",
+        )
     schema = load_schema(root, schema_spec)
     frame = read_table(path)
     try:
@@ -131,7 +147,8 @@ def validate_file(root: Path, data: str, schema_spec: str,
     return FileResult(data, schema_spec, len(frame))
 
 
-def validate(root: Path, mapping: Mapping[str, str],
-             sensitive: Sequence[str] = ()) -> ValidationReport:
+def validate(
+    root: Path, mapping: Mapping[str, str], sensitive: Sequence[str] = ()
+) -> ValidationReport:
     """Validate every configured file; the report holds every failure, none raised."""
     return ValidationReport(tuple(validate_file(root, d, s, sensitive) for d, s in mapping.items()))

@@ -23,8 +23,10 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """No test touches $HOME, global git/DVC config or the network."""
     home = tmp_path_factory.mktemp("home")
     gitconfig = home / ".gitconfig"
-    gitconfig.write_text("[user]\n\tname = mlci tests\n\temail = tests@mlci.invalid\n"
-                         "[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n")
+    gitconfig.write_text(
+        "[user]\n\tname = mlci tests\n\temail = tests@mlci.invalid\n"
+        '[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n'
+    )
     mp = pytest.MonkeyPatch()
     for var in list(os.environ):
         if var.startswith(("GITHUB_", "MLCI_", "RUNNER_")) or var in ("ACTIONS_RUNTIME_TOKEN",):
@@ -34,11 +36,14 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     mp.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     mp.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for k, v in {"GIT_AUTHOR_NAME": "mlci tests", "GIT_AUTHOR_EMAIL": "tests@mlci.invalid",
-                 "GIT_COMMITTER_NAME": "mlci tests",
-                 "GIT_COMMITTER_EMAIL": "tests@mlci.invalid",
-                 "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
-                 "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}.items():
+    for k, v in {
+        "GIT_AUTHOR_NAME": "mlci tests",
+        "GIT_AUTHOR_EMAIL": "tests@mlci.invalid",
+        "GIT_COMMITTER_NAME": "mlci tests",
+        "GIT_COMMITTER_EMAIL": "tests@mlci.invalid",
+        "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+    }.items():
         mp.setenv(k, v)
     mp.setenv("DVC_NO_ANALYTICS", "1")
     mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -49,8 +54,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture(scope="session")
@@ -89,14 +95,30 @@ class Workspace:
     def clone(self, branch: str = "pr/tune-model", name: str = "ci") -> Path:
         """A checkout like actions/checkout makes: depth 1, one branch, no base branch."""
         dest = self.work / name
-        git(self.work, "clone", "-q", "--depth", "1", "--branch", branch, "--single-branch",
-            self.project.as_uri(), str(dest))
+        git(
+            self.work,
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            "--branch",
+            branch,
+            "--single-branch",
+            self.project.as_uri(),
+            str(dest),
+        )
         return dest
 
     def mlci(self, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "mlci", *args], cwd=cwd,
-                              env=self.env(**env), capture_output=True, text=True,
-                              check=False, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "mlci", *args],
+            cwd=cwd,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
 
 
 @pytest.fixture

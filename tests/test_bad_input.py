@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from conftest import Workspace, git
 
 
@@ -21,8 +19,14 @@ def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def _mlci(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mlci", *args], cwd=cwd, capture_output=True,
-                          text=True, check=False, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mlci", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
 def test_not_a_git_repo(tmp_path: Path) -> None:

@@ -21,16 +21,24 @@ def test_defaults_without_any_file(tmp_path: Path) -> None:
 
 
 def test_params_section_then_env_then_flags(tmp_path: Path) -> None:
-    write(tmp_path, "mlci:\n  report_name: from-file\n  model_name: m1\n  comment: false\n"
-                    "  gates:\n    accuracy: {direction: higher, abs_tol: 0.01}\n"
-                    "    loss: lower\n")
-    s = config.load(tmp_path, env={"MLCI_MODEL_NAME": "m2", "MLCI_COMMENT": "yes"},
-                    flags={"report_name": "from-flag"})
+    write(
+        tmp_path,
+        "mlci:\n  report_name: from-file\n  model_name: m1\n  comment: false\n"
+        "  gates:\n    accuracy: {direction: higher, abs_tol: 0.01}\n"
+        "    loss: lower\n",
+    )
+    s = config.load(
+        tmp_path,
+        env={"MLCI_MODEL_NAME": "m2", "MLCI_COMMENT": "yes"},
+        flags={"report_name": "from-flag"},
+    )
     assert s.report_name == "from-flag"
     assert s.model_name == "m2"
     assert s.comment is True
-    assert s.gates == (config.Gate("accuracy", "higher", abs_tol=0.01),
-                       config.Gate("loss", "lower"))
+    assert s.gates == (
+        config.Gate("accuracy", "higher", abs_tol=0.01),
+        config.Gate("loss", "lower"),
+    )
 
 
 def test_pyproject_tool_section(tmp_path: Path) -> None:
@@ -60,12 +68,15 @@ def test_unknown_gate_key_suggests(tmp_path: Path) -> None:
     assert "abs_tol" in err.value.one_line()
 
 
-@pytest.mark.parametrize("gate, needle", [
-    ("{direction: up}", "not a direction"),
-    ("{abs_tol: -1}", "negative"),
-    ("{abs_tol: lots}", "expected a number"),
-    ("[1, 2]", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "gate, needle",
+    [
+        ("{direction: up}", "not a direction"),
+        ("{abs_tol: -1}", "negative"),
+        ("{abs_tol: lots}", "expected a number"),
+        ("[1, 2]", "expected a mapping"),
+    ],
+)
 def test_bad_gates(tmp_path: Path, gate: str, needle: str) -> None:
     write(tmp_path, f"mlci:\n  gates:\n    acc: {gate}\n")
     with pytest.raises(ConfigError, match=needle):
@@ -85,8 +96,11 @@ def test_bad_bool_in_env(tmp_path: Path) -> None:
 
 
 def test_github_api_url_from_env_and_setting(tmp_path: Path) -> None:
-    assert config.load(tmp_path, env={"GITHUB_API_URL": "http://ghes/api/v3"}
-                       ).github_api_url == "http://ghes/api/v3"
+    assert (
+        config.load(tmp_path, env={"GITHUB_API_URL": "http://ghes/api/v3"}).github_api_url
+        == "http://ghes/api/v3"
+    )
     write(tmp_path, "mlci:\n  github_api_url: http://mine\n")
-    assert config.load(tmp_path, env={"GITHUB_API_URL": "http://ghes"}
-                       ).github_api_url == "http://mine"
+    assert (
+        config.load(tmp_path, env={"GITHUB_API_URL": "http://ghes"}).github_api_url == "http://mine"
+    )

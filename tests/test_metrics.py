@@ -9,30 +9,36 @@ from mlci.metrics import FAIL, NEW, PASS, SKIPPED, compare, flatten, judge, merg
 
 
 def test_flatten_nested_and_lists() -> None:
-    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": [1, 2]}) == {"a.b": 1, "a.c.d": 2,
-                                                                     "e": [1, 2]}
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": [1, 2]}) == {
+        "a.b": 1,
+        "a.c.d": 2,
+        "e": [1, 2],
+    }
     assert flatten({"x": [{"y": 1}]}) == {"x.0.y": 1}
 
 
-@pytest.mark.parametrize("gate, base, head, status", [
-    (Gate("acc", "higher"), 0.9, 0.91, PASS),
-    (Gate("acc", "higher"), 0.9, 0.89, FAIL),
-    (Gate("acc", "higher", abs_tol=0.02), 0.9, 0.885, PASS),
-    (Gate("acc", "higher", abs_tol=0.02), 0.9, 0.879, FAIL),
-    (Gate("loss", "lower"), 0.5, 0.49, PASS),
-    (Gate("loss", "lower"), 0.5, 0.51, FAIL),
-    (Gate("loss", "lower", rel_tol=0.05), 0.5, 0.52, PASS),
-    (Gate("loss", "lower", rel_tol=0.05), 0.5, 0.53, FAIL),
-    (Gate("loss", "lower", abs_tol=0.001, rel_tol=0.1), 0.5, 0.54, PASS),
-    (Gate("acc", "higher", min=0.8), None, 0.79, FAIL),
-    (Gate("acc", "higher", min=0.8), None, 0.81, NEW),
-    (Gate("loss", "lower", max=1.0), 0.5, 1.2, FAIL),
-    (Gate("acc", "higher"), 0.9, None, FAIL),
-    (Gate("acc", "higher", required=False), 0.9, None, SKIPPED),
-    (Gate("acc", "higher"), 0.9, math.nan, FAIL),
-    (Gate("acc", "higher"), 0.9, "high", FAIL),
-    (Gate("acc", "higher"), 0.9, 0.9, PASS),
-])
+@pytest.mark.parametrize(
+    "gate, base, head, status",
+    [
+        (Gate("acc", "higher"), 0.9, 0.91, PASS),
+        (Gate("acc", "higher"), 0.9, 0.89, FAIL),
+        (Gate("acc", "higher", abs_tol=0.02), 0.9, 0.885, PASS),
+        (Gate("acc", "higher", abs_tol=0.02), 0.9, 0.879, FAIL),
+        (Gate("loss", "lower"), 0.5, 0.49, PASS),
+        (Gate("loss", "lower"), 0.5, 0.51, FAIL),
+        (Gate("loss", "lower", rel_tol=0.05), 0.5, 0.52, PASS),
+        (Gate("loss", "lower", rel_tol=0.05), 0.5, 0.53, FAIL),
+        (Gate("loss", "lower", abs_tol=0.001, rel_tol=0.1), 0.5, 0.54, PASS),
+        (Gate("acc", "higher", min=0.8), None, 0.79, FAIL),
+        (Gate("acc", "higher", min=0.8), None, 0.81, NEW),
+        (Gate("loss", "lower", max=1.0), 0.5, 1.2, FAIL),
+        (Gate("acc", "higher"), 0.9, None, FAIL),
+        (Gate("acc", "higher", required=False), 0.9, None, SKIPPED),
+        (Gate("acc", "higher"), 0.9, math.nan, FAIL),
+        (Gate("acc", "higher"), 0.9, "high", FAIL),
+        (Gate("acc", "higher"), 0.9, 0.9, PASS),
+    ],
+)
 def test_judge(gate: Gate, base: object, head: object, status: str) -> None:
     assert judge(gate, base, head)[0] == status
 
@@ -47,8 +53,12 @@ def test_judge_messages_carry_numbers() -> None:
 
 
 def test_compare_reports_every_metric_and_gates() -> None:
-    c = compare({"acc": 0.9, "loss": 0.4, "old": 1.0}, {"acc": 0.8, "loss": 0.3, "new": 2.0},
-                [Gate("acc", "higher"), Gate("loss", "lower")], base_rev="main")
+    c = compare(
+        {"acc": 0.9, "loss": 0.4, "old": 1.0},
+        {"acc": 0.8, "loss": 0.3, "new": 2.0},
+        [Gate("acc", "higher"), Gate("loss", "lower")],
+        base_rev="main",
+    )
     by = {m.name: m for m in c.metrics}
     assert set(by) == {"acc", "loss", "old", "new"}
     assert by["acc"].status == FAIL and by["loss"].status == PASS
@@ -73,12 +83,23 @@ def test_no_gates_reports_all_and_says_so() -> None:
 
 
 def test_params_diff() -> None:
-    c = compare({}, {}, [], base_params={"train.depth": 3, "train.n": 1, "gone": 1},
-                head_params={"train.depth": 5, "train.n": 1, "added": 2})
+    c = compare(
+        {},
+        {},
+        [],
+        base_params={"train.depth": 3, "train.n": 1, "gone": 1},
+        head_params={"train.depth": 5, "train.n": 1, "added": 2},
+    )
     assert [(p.name, p.base, p.head) for p in c.params] == [
-        ("added", None, 2), ("gone", 1, None), ("train.depth", 3, 5)]
+        ("added", None, 2),
+        ("gone", 1, None),
+        ("train.depth", 3, 5),
+    ]
 
 
 def test_merge_prefixes_only_collisions() -> None:
     assert merge({"a.json": {"x": 1, "y": 2}, "b.json": {"x": 3}}) == {
-        "a.json:x": 1, "y": 2, "b.json:x": 3}
+        "a.json:x": 1,
+        "y": 2,
+        "b.json:x": 3,
+    }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 
 import pytest
 import yaml
@@ -24,7 +23,7 @@ def test_pr_check_in_a_shallow_clone(workspace: Workspace) -> None:
     proc = workspace.mlci(ci, "run", "--base", "main")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = (ci / ".mlci" / "report.md").read_text()
-    assert report == proc.stdout[proc.stdout.index("<!-- mlci-report:mlci -->"):][:len(report)]
+    assert report == proc.stdout[proc.stdout.index("<!-- mlci-report:mlci -->") :][: len(report)]
     head = _metrics((ci / "metrics.json").read_text())
     base = _metrics(git(workspace.project, "show", "main:metrics.json"))
     for name in ("accuracy", "roc_auc", "log_loss"):
@@ -40,10 +39,16 @@ def test_pr_check_in_a_shallow_clone(workspace: Workspace) -> None:
     assert facts["git_sha"] == sha
     assert facts["mlflow_run_id"] in proc.stdout
     db = sqlite3.connect(workspace.work / "mlflow.db")
-    tags = dict(db.execute("select key, value from tags where run_uuid = ?",
-                           (facts["mlflow_run_id"],)).fetchall())
-    params = dict(db.execute("select key, value from params where run_uuid = ?",
-                             (facts["mlflow_run_id"],)).fetchall())
+    tags = dict(
+        db.execute(
+            "select key, value from tags where run_uuid = ?", (facts["mlflow_run_id"],)
+        ).fetchall()
+    )
+    params = dict(
+        db.execute(
+            "select key, value from params where run_uuid = ?", (facts["mlflow_run_id"],)
+        ).fetchall()
+    )
     assert tags["mlci.git_sha"] == sha
     assert params["params.max_depth"] == "5"
 

@@ -42,8 +42,7 @@ def test_promote_rollback_and_lineage(workspace: Workspace) -> None:
     forced = workspace.mlci(p, "promote", "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "champion -> v2, previous -> v1" in forced.stdout
-    assert str(client.get_model_version_by_alias("diabetes-progression", "previous").version) \
-        == "1"
+    assert str(client.get_model_version_by_alias("diabetes-progression", "previous").version) == "1"
 
     lineage = workspace.mlci(p, "lineage")
     assert lineage.returncode == 0
@@ -68,13 +67,16 @@ def test_promotion_blocked_by_a_worse_model(workspace: Workspace) -> None:
     p = workspace.project
     assert workspace.mlci(p, "promote").returncode == 0
     git(p, "checkout", "-q", "-b", "worse")
-    text = (p / "params.yaml").read_text().replace("max_depth: 3", "max_depth: 1").replace(
-        "n_estimators: 200", "n_estimators: 2")
+    text = (
+        (p / "params.yaml")
+        .read_text()
+        .replace("max_depth: 3", "max_depth: 1")
+        .replace("n_estimators: 200", "n_estimators: 2")
+    )
     (p / "params.yaml").write_text(text)
     git(p, "commit", "-qam", "worse")
     proc = workspace.mlci(p, "promote", "--force")
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "does not hold up against the champion" in proc.stderr
     client = _registry(workspace)
-    assert str(client.get_model_version_by_alias("diabetes-progression", "champion").version) \
-        == "1"
+    assert str(client.get_model_version_by_alias("diabetes-progression", "champion").version) == "1"

@@ -7,12 +7,21 @@ from mlci.validation import Failure, FileResult, ValidationReport
 
 
 def _inp(**kw: object) -> ReportInput:
-    c = compare({"acc": 0.9, "loss": 0.5}, {"acc": 0.8, "loss": 0.4},
-                [Gate("acc", "higher"), Gate("loss", "lower")], base_rev="main", base_sha="a" * 40,
-                base_params={"train.depth": 3}, head_params={"train.depth": 5})
+    c = compare(
+        {"acc": 0.9, "loss": 0.5},
+        {"acc": 0.8, "loss": 0.4},
+        [Gate("acc", "higher"), Gate("loss", "lower")],
+        base_rev="main",
+        base_sha="a" * 40,
+        base_params={"train.depth": 3},
+        head_params={"train.depth": 5},
+    )
     defaults: dict[str, object] = {
-        "name": "mlci", "verdict": Verdict("failed", "1 gate(s) failed: acc", 4),
-        "comparison": c, "head_sha": "b" * 40}
+        "name": "mlci",
+        "verdict": Verdict("failed", "1 gate(s) failed: acc", 4),
+        "comparison": c,
+        "head_sha": "b" * 40,
+    }
     defaults.update(kw)
     return ReportInput(**defaults)  # type: ignore[arg-type]
 
@@ -30,9 +39,19 @@ def test_verdict_first_then_table_with_numbers() -> None:
 
 
 def test_validation_section_hides_nothing_but_sensitive() -> None:
-    v = ValidationReport((FileResult("d.csv", "s.yaml", 10, (
-        Failure("age", "in_range(0, 120)", 2, ("150", "-1")),
-        Failure("email", "str_matches", 3, ()))),))
+    v = ValidationReport(
+        (
+            FileResult(
+                "d.csv",
+                "s.yaml",
+                10,
+                (
+                    Failure("age", "in_range(0, 120)", 2, ("150", "-1")),
+                    Failure("email", "str_matches", 3, ()),
+                ),
+            ),
+        )
+    )
     md = render(_inp(validation=v))
     assert "| `age` | `in_range(0, 120)` | 2 | `150`, `-1` |" in md
     assert "| `email` | `str_matches` | 3 | _hidden_ |" in md
@@ -58,8 +77,9 @@ def test_huge_report_is_cut_under_the_limit_with_pointer() -> None:
 
 
 def test_roc_chart_is_inline_mermaid() -> None:
-    chart = roc_chart([{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.9},
-                       {"fpr": 1.0, "tpr": 1.0}])
+    chart = roc_chart(
+        [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.9}, {"fpr": 1.0, "tpr": 1.0}]
+    )
     assert "```mermaid" in chart and "xychart-beta" in chart
     assert "line [0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.9, 0.9, 0.9, 0.9, 1.0]" in chart
     assert "http" not in chart

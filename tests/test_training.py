@@ -26,8 +26,15 @@ def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     import os
 
     env = dict(os.environ, MLCI_MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}")
-    return subprocess.run([sys.executable, "-m", "mlci", *args], cwd=root, env=env,
-                          capture_output=True, text=True, check=False, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mlci", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
 def _train_eval(root: Path) -> str:
@@ -42,16 +49,18 @@ def _train_eval(root: Path) -> str:
 def test_same_seed_gives_bit_identical_metrics(example: Path, backend: str) -> None:
     if backend == "torch":
         pytest.importorskip("torch")
-        text = (example / "params.yaml").read_text().replace("backend: sklearn",
-                                                             "backend: torch")
+        text = (example / "params.yaml").read_text().replace("backend: sklearn", "backend: torch")
         (example / "params.yaml").write_text(text)
     first = _train_eval(example)
     second = _train_eval(example)
     assert first == second
     metrics = json.loads(first)
     assert 0.5 < metrics["accuracy"] <= 1.0
-    assert set(metrics["fairness"]["sex"]) == {"accuracy_gap", "demographic_parity_difference",
-                                               "equal_opportunity_difference"}
+    assert set(metrics["fairness"]["sex"]) == {
+        "accuracy_gap",
+        "demographic_parity_difference",
+        "equal_opportunity_difference",
+    }
     facts = json.loads((example / "reports" / "train.json").read_text())
     assert facts["backend"] == backend and facts["device"] == "cpu"
     assert facts["gpu"]["available"] is False
@@ -66,8 +75,11 @@ def test_slice_metrics_on_a_known_gap() -> None:
     slices, gaps = slice_metrics(y_true, pred, groups, positive=1)
     assert slices["g"]["a"] == {"n": 4, "accuracy": 1.0, "positive_rate": 0.5, "tpr": 1.0}
     assert slices["g"]["b"] == {"n": 4, "accuracy": 0.25, "positive_rate": 0.75, "tpr": 0.5}
-    assert gaps["g"] == {"accuracy_gap": 0.75, "demographic_parity_difference": 0.25,
-                         "equal_opportunity_difference": 0.5}
+    assert gaps["g"] == {
+        "accuracy_gap": 0.75,
+        "demographic_parity_difference": 0.25,
+        "equal_opportunity_difference": 0.5,
+    }
 
 
 def test_gpu_sampler_without_nvml_says_so_once_and_stops() -> None:
@@ -89,8 +101,7 @@ def test_gpu_sampler_without_nvml_says_so_once_and_stops() -> None:
 
 
 def test_bad_train_params(example: Path) -> None:
-    text = (example / "params.yaml").read_text().replace("target: high_progression",
-                                                         "target: nope")
+    text = (example / "params.yaml").read_text().replace("target: high_progression", "target: nope")
     (example / "params.yaml").write_text(text)
     proc = _run(example, "train")
     assert proc.returncode == 2

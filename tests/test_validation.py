@@ -50,14 +50,15 @@ def test_report_round_trips_through_json(example: Path, tmp_path: Path) -> None:
     report = validation.validate(example, MAPPING)
     report.write(tmp_path / "v.json")
     again = validation.ValidationReport.from_dict(
-        __import__("json").loads((tmp_path / "v.json").read_text()))
+        __import__("json").loads((tmp_path / "v.json").read_text())
+    )
     assert again == report
 
 
 def test_missing_data_and_schema_are_config_errors(example: Path) -> None:
-    with pytest.raises(ConfigError, match="data file nope.csv not found"):
+    with pytest.raises(ConfigError, match=r"data file nope\.csv not found"):
         validation.validate(example, {"nope.csv": "schemas/diabetes.yaml"})
-    with pytest.raises(ConfigError, match="schema file s.yaml not found"):
+    with pytest.raises(ConfigError, match=r"schema file s\.yaml not found"):
         validation.validate(example, {"data/diabetes.csv": "s.yaml"})
     with pytest.raises(ConfigError, match="module:attribute"):
         validation.validate(example, {"data/diabetes.csv": "just_a_name"})

@@ -50,8 +50,10 @@ class EvalParams:
 def _section(root: Path, params_file: str, name: str) -> dict[str, Any]:
     path = root / params_file
     if not path.exists():
-        raise ConfigError(f"{params_file} not found in {root}",
-                          fix=f"create it with a `{name}:` section (see the example)")
+        raise ConfigError(
+            f"{params_file} not found in {root}",
+            fix=f"create it with a `{name}:` section (see the example)",
+        )
     doc = load_yaml(path) or {}
     section = doc.get(name) if isinstance(doc, dict) else None
     if section is None:
@@ -64,7 +66,9 @@ def _section(root: Path, params_file: str, name: str) -> dict[str, Any]:
 def _check_keys(section: Mapping[str, Any], cls: type, where: str) -> None:
     import difflib
 
-    known = list(cls.__dataclass_fields__)
+    import dataclasses
+
+    known = [f.name for f in dataclasses.fields(cls)]
     for key in section:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
@@ -78,27 +82,35 @@ def train_params(root: Path, params_file: str = "params.yaml") -> TrainParams:
     _check_keys(section, TrainParams, where)
     for key in ("data", "target"):
         if not section.get(key):
-            raise ConfigError(f"{where}.{key} is not set",
-                              fix=f"add `{key}:` under `train:` in {params_file}")
+            raise ConfigError(
+                f"{where}.{key} is not set", fix=f"add `{key}:` under `train:` in {params_file}"
+            )
     backend = str(section.get("backend", "sklearn"))
     if backend not in BACKENDS:
-        raise ConfigError(f"{where}.backend '{backend}' is not a backend",
-                          fix=f"use one of: {', '.join(BACKENDS)}")
+        raise ConfigError(
+            f"{where}.backend '{backend}' is not a backend",
+            fix=f"use one of: {', '.join(BACKENDS)}",
+        )
     try:
         test_size = float(section.get("test_size", 0.25))
         seed = int(section.get("seed", 0))
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: test_size and seed must be numbers",
-                          fix="e.g. test_size: 0.25, seed: 42") from None
+        raise ConfigError(
+            f"{where}: test_size and seed must be numbers", fix="e.g. test_size: 0.25, seed: 42"
+        ) from None
     if not 0 < test_size < 1:
         raise ConfigError(f"{where}.test_size must be between 0 and 1", fix="e.g. 0.25")
     drop = section.get("drop") or []
     return TrainParams(
-        data=str(section["data"]), target=str(section["target"]),
+        data=str(section["data"]),
+        target=str(section["target"]),
         drop=tuple(str(d) for d in (drop if isinstance(drop, list) else [drop])),
-        test_size=test_size, seed=seed, backend=backend,
+        test_size=test_size,
+        seed=seed,
+        backend=backend,
         estimator=str(section.get("estimator", TrainParams.estimator)),
-        params=dict(section.get("params") or {}), torch=dict(section.get("torch") or {}),
+        params=dict(section.get("params") or {}),
+        torch=dict(section.get("torch") or {}),
         model_path=str(section.get("model_path", TrainParams.model_path)),
         facts_path=str(section.get("facts_path", TrainParams.facts_path)),
     )
@@ -120,8 +132,10 @@ def get_trainer(backend: str) -> Trainer:
         try:
             import torch  # noqa: F401
         except ImportError:
-            raise ConfigError("train.backend is torch but PyTorch is not installed",
-                              fix="pip install 'mlci[torch]'") from None
+            raise ConfigError(
+                "train.backend is torch but PyTorch is not installed",
+                fix="pip install 'mlci[torch]'",
+            ) from None
         from mlci.training.torch import TorchTrainer
 
         return TorchTrainer()

@@ -38,9 +38,14 @@ class GpuSampler:
         handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
         for i, h in enumerate(handles):
             name = pynvml.nvmlDeviceGetName(h)
-            self.gpus.append({"index": i, "name": name.decode() if isinstance(name, bytes) else name,
-                              "memory_total_mb": pynvml.nvmlDeviceGetMemoryInfo(h).total / 2**20,
-                              "driver": _driver(pynvml)})
+            self.gpus.append(
+                {
+                    "index": i,
+                    "name": name.decode() if isinstance(name, bytes) else name,
+                    "memory_total_mb": pynvml.nvmlDeviceGetMemoryInfo(h).total / 2**20,
+                    "driver": _driver(pynvml),
+                }
+            )
         self._thread = threading.Thread(target=self._run, args=(pynvml, handles), daemon=True)
         self._thread.start()
         return self
@@ -55,9 +60,16 @@ class GpuSampler:
                     temp = pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)
                 except pynvml.NVMLError:
                     continue
-                self.samples.append({"gpu": i, "t": time.monotonic(), "util": float(util.gpu),
-                                     "mem_mb": mem.used / 2**20, "power_w": power,
-                                     "temp_c": float(temp)})
+                self.samples.append(
+                    {
+                        "gpu": i,
+                        "t": time.monotonic(),
+                        "util": float(util.gpu),
+                        "mem_mb": mem.used / 2**20,
+                        "power_w": power,
+                        "temp_c": float(temp),
+                    }
+                )
             self._stop.wait(self.interval_s)
 
     def stop(self) -> dict[str, Any]:

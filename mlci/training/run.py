@@ -65,21 +65,28 @@ def load_split(root: Path, params: TrainParams) -> Split:
 
     path = root / params.data
     if not path.exists():
-        raise ConfigError(f"training data {params.data} not found",
-                          fix="run `mlci pull` or `dvc repro` first, or fix train.data")
+        raise ConfigError(
+            f"training data {params.data} not found",
+            fix="run `mlci pull` or `dvc repro` first, or fix train.data",
+        )
     frame = read_table(path)
     if params.target not in frame.columns:
-        raise ConfigError(f"train.target '{params.target}' is not a column of {params.data}",
-                          fix=f"pick one of: {', '.join(map(str, frame.columns))}")
+        raise ConfigError(
+            f"train.target '{params.target}' is not a column of {params.data}",
+            fix=f"pick one of: {', '.join(map(str, frame.columns))}",
+        )
     missing = [c for c in params.drop if c not in frame.columns]
     if missing:
-        raise ConfigError(f"train.drop names unknown columns: {', '.join(missing)}",
-                          fix="remove them from train.drop")
+        raise ConfigError(
+            f"train.drop names unknown columns: {', '.join(missing)}",
+            fix="remove them from train.drop",
+        )
     y = frame[params.target]
     x = pd.get_dummies(frame.drop(columns=[params.target, *params.drop]), dtype=float)
     stratify = y if y.value_counts().min() >= 2 else None
     x_tr, x_te, y_tr, y_te, _, f_te = train_test_split(
-        x, y, frame, test_size=params.test_size, random_state=params.seed, stratify=stratify)
+        x, y, frame, test_size=params.test_size, random_state=params.seed, stratify=stratify
+    )
     return Split(x_tr, x_te, y_tr, y_te, f_te)
 
 
@@ -116,38 +123,64 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
     duration = time.monotonic() - started
     gpu = sampler.stop()
     classes = list(getattr(model, "classes_", sorted(set(split.y_train))))
-    bundle = {"backend": params.backend, "features": list(split.x_train.columns),
-              "classes": classes, "model": model}
+    bundle = {
+        "backend": params.backend,
+        "features": list(split.x_train.columns),
+        "classes": classes,
+        "model": model,
+    }
     model_path = root / params.model_path
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_bytes(pickle.dumps(bundle))
     data = {params.data: file_md5(root / params.data)}
     facts: dict[str, Any] = {
-        "backend": params.backend, "estimator": params.estimator if params.backend == "sklearn"
-        else "mlci.training.torch.TabularMLP", "device": trainer.device(),
-        "duration_s": round(duration, 3), "rows_train": len(split.x_train),
-        "rows_test": len(split.x_test), "seed": params.seed, "data": data, "gpu": gpu,
-        **git_facts(root), "environment": environment(),
+        "backend": params.backend,
+        "estimator": params.estimator
+        if params.backend == "sklearn"
+        else "mlci.training.torch.TabularMLP",
+        "device": trainer.device(),
+        "duration_s": round(duration, 3),
+        "rows_train": len(split.x_train),
+        "rows_test": len(split.x_test),
+        "seed": params.seed,
+        "data": data,
+        "gpu": gpu,
+        **git_facts(root),
+        "environment": environment(),
     }
     facts.update(_track(root, settings, params, trainer, model, facts))
     facts_path = root / params.facts_path
     facts_path.parent.mkdir(parents=True, exist_ok=True)
-    facts_path.write_text(json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n",
-                          encoding="utf-8")
+    facts_path.write_text(
+        json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+    )
     return facts
 
 
-def _track(root: Path, settings: Settings, params: TrainParams, trainer: Any, model: Any,
-           facts: dict[str, Any]) -> dict[str, Any]:
+def _track(
+    root: Path,
+    settings: Settings,
+    params: TrainParams,
+    trainer: Any,
+    model: Any,
+    facts: dict[str, Any],
+) -> dict[str, Any]:
     uri = settings.tracking_uri
     tracking.configure(uri)
     exp = tracking.ensure_experiment(settings.experiment, uri, root)
     with tracking.run(exp, uri, f"{params.backend}-{(facts.get('git_sha') or 'local')[:8]}") as r:
-        tracking.log_params(flatten({"seed": params.seed, "test_size": params.test_size,
-                                     "backend": params.backend, "estimator": params.estimator,
-                                     "params": dict(params.params),
-                                     "torch": dict(params.torch) if params.backend == "torch"
-                                     else {}}))
+        tracking.log_params(
+            flatten(
+                {
+                    "seed": params.seed,
+                    "test_size": params.test_size,
+                    "backend": params.backend,
+                    "estimator": params.estimator,
+                    "params": dict(params.params),
+                    "torch": dict(params.torch) if params.backend == "torch" else {},
+                }
+            )
+        )
         tags = {k: facts.get(k) for k in ("git_sha", "branch", "pr", "device", "backend")}
         tags.update({f"data.{p}": h for p, h in facts["data"].items()})
         tags.update({f"env.{k}": v for k, v in facts["environment"].items()})
@@ -159,12 +192,16 @@ def _track(root: Path, settings: Settings, params: TrainParams, trainer: Any, mo
         except Exception as exc:
             from mlci.errors import MlflowError
 
-            raise MlflowError(f"MLflow could not log the {params.backend} model: "
-                              f"{str(exc).splitlines()[0][:300]}",
-                              fix="run with --debug; check the artifact store is writable"
-                              ) from exc
-        return {"mlflow_run_id": r.info.run_id, "mlflow_experiment_id": exp,
-                "mlflow_tracking_uri": _public_uri(uri)}
+            raise MlflowError(
+                f"MLflow could not log the {params.backend} model: "
+                f"{str(exc).splitlines()[0][:300]}",
+                fix="run with --debug; check the artifact store is writable",
+            ) from exc
+        return {
+            "mlflow_run_id": r.info.run_id,
+            "mlflow_experiment_id": exp,
+            "mlflow_tracking_uri": _public_uri(uri),
+        }
 
 
 def _public_uri(uri: str) -> str:
@@ -187,8 +224,9 @@ def evaluate(root: Path, settings: Settings) -> dict[str, Any]:
     ev = eval_params(root, settings.params_file)
     model_path = root / params.model_path
     if not model_path.exists():
-        raise ConfigError(f"model {params.model_path} not found",
-                          fix="run `mlci train` (or `dvc repro`) first")
+        raise ConfigError(
+            f"model {params.model_path} not found", fix="run `mlci train` (or `dvc repro`) first"
+        )
     bundle = pickle.loads(model_path.read_bytes())
     split = load_split(root, params)
     x_test = split.x_test.reindex(columns=bundle["features"], fill_value=0.0)
@@ -202,8 +240,10 @@ def evaluate(root: Path, settings: Settings) -> dict[str, Any]:
     positive = classes[-1]
     missing = [c for c in ev.slice_by if c not in split.test_frame.columns]
     if missing:
-        raise ConfigError(f"evaluate.slice_by names unknown columns: {', '.join(missing)}",
-                          fix="use columns of the data file")
+        raise ConfigError(
+            f"evaluate.slice_by names unknown columns: {', '.join(missing)}",
+            fix="use columns of the data file",
+        )
     groups = {c: split.test_frame[c].to_numpy() for c in ev.slice_by}
     if groups:
         slices, gaps = evaluation.slice_metrics(split.y_test, pred, groups, positive)
@@ -213,16 +253,20 @@ def evaluate(root: Path, settings: Settings) -> dict[str, Any]:
     plots = root / ev.plots_dir
     _write_json(plots / "confusion.json", evaluation.confusion_rows(split.y_test, pred))
     if len(classes) == 2:
-        _write_json(plots / "roc.json",
-                    evaluation.roc_rows(split.y_test, np.asarray(proba)[:, 1], positive))
+        _write_json(
+            plots / "roc.json", evaluation.roc_rows(split.y_test, np.asarray(proba)[:, 1], positive)
+        )
     facts_path = root / params.facts_path
     if facts_path.exists():
         facts = json.loads(facts_path.read_text(encoding="utf-8"))
         if facts.get("mlflow_run_id"):
             uri = settings.tracking_uri
             tracking.configure(uri)
-            flat = {k.replace(":", "_"): v for k, v in flatten(metrics).items()
-                    if not k.startswith("slices.")}
+            flat = {
+                k.replace(":", "_"): v
+                for k, v in flatten(metrics).items()
+                if not k.startswith("slices.")
+            }
             tracking.log_metrics(facts["mlflow_run_id"], flat, uri)
     return metrics
 

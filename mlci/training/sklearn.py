@@ -15,9 +15,10 @@ def build_estimator(path: str, params: dict[str, Any], seed: int) -> Any:
     try:
         cls = getattr(importlib.import_module(module_name), cls_name)
     except (ImportError, AttributeError, ValueError):
-        raise ConfigError(f"train.estimator '{path}' cannot be imported",
-                          fix="use a full import path like sklearn.ensemble.RandomForestClassifier"
-                          ) from None
+        raise ConfigError(
+            f"train.estimator '{path}' cannot be imported",
+            fix="use a full import path like sklearn.ensemble.RandomForestClassifier",
+        ) from None
     accepted = inspect.signature(cls).parameters
     kwargs = dict(params)
     if "random_state" in accepted and "random_state" not in kwargs:
@@ -25,8 +26,9 @@ def build_estimator(path: str, params: dict[str, Any], seed: int) -> Any:
     try:
         return cls(**kwargs)
     except TypeError as exc:
-        raise ConfigError(f"train.params do not fit {cls_name}: {exc}",
-                          fix=f"check the parameter names of {path}") from None
+        raise ConfigError(
+            f"train.params do not fit {cls_name}: {exc}", fix=f"check the parameter names of {path}"
+        ) from None
 
 
 class SklearnTrainer:
@@ -40,8 +42,10 @@ class SklearnTrainer:
         try:
             model.fit(x, y)
         except ValueError as exc:
-            raise ConfigError(f"{params.estimator} could not fit the data: {exc}",
-                              fix="check train.params and the data types") from None
+            raise ConfigError(
+                f"{params.estimator} could not fit the data: {exc}",
+                fix="check train.params and the data types",
+            ) from None
         return model
 
     def predict_proba(self, model: Any, x: Any) -> Any:
@@ -52,6 +56,8 @@ class SklearnTrainer:
         import sklearn
 
         mlflow.sklearn.log_model(
-            model, name=name, serialization_format="cloudpickle",
+            model,
+            name=name,
+            serialization_format="cloudpickle",
             pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
         )

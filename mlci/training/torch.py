@@ -19,6 +19,9 @@ from mlci.training.base import TrainParams
 class TabularMLP(nn.Module):
     """Standardises its inputs (statistics kept as buffers), then an MLP to class logits."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, n_features: int, n_classes: int, hidden: list[int]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
@@ -60,8 +63,11 @@ class TorchTrainer:
         model.mean.copy_(xs[fit_idx].mean(0))
         model.std.copy_(xs[fit_idx].std(0).clamp_min(1e-6))
         model.to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=float(cfg.get("lr", 0.01)),
-                                weight_decay=float(cfg.get("weight_decay", 0.0)))
+        opt = torch.optim.AdamW(
+            model.parameters(),
+            lr=float(cfg.get("lr", 0.01)),
+            weight_decay=float(cfg.get("weight_decay", 0.0)),
+        )
         loss_fn = nn.CrossEntropyLoss()
         best, best_state, waited = float("inf"), copy.deepcopy(model.state_dict()), 0
         patience = int(cfg.get("patience", 20))
@@ -94,5 +100,9 @@ class TorchTrainer:
     def log_model(self, model: Any, name: str) -> None:
         import mlflow.pytorch
 
-        mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
-                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+        mlflow.pytorch.log_model(
+            model,
+            name=name,
+            serialization_format="pickle",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )

@@ -42,8 +42,10 @@ def ensure_experiment(name: str, tracking_uri: str, root: Path) -> str:
 
 def unreachable(uri: str, exc: Exception) -> MlflowError:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return MlflowError(f"MLflow at {uri} failed: {text[:300]}",
-                       fix="check MLCI_MLFLOW_TRACKING_URI and that the server is up")
+    return MlflowError(
+        f"MLflow at {uri} failed: {text[:300]}",
+        fix="check MLCI_MLFLOW_TRACKING_URI and that the server is up",
+    )
 
 
 @contextmanager
@@ -72,14 +74,17 @@ def set_tags(tags: Mapping[str, Any]) -> None:
 
 def log_metrics(run_id: str, metrics: Mapping[str, Any], tracking_uri: str) -> None:
     """Add numeric metrics to an existing run (used by ``mlci evaluate``)."""
+    import time
+
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    import time
-
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    batch = [
+        Metric(k, float(v), now, 0)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
     try:
         MlflowClient(tracking_uri).log_batch(run_id, metrics=batch)
     except Exception as exc:
