@@ -31,6 +31,7 @@ class CIContext:
     default_branch: str | None = None
     actor: str | None = None
     from_fork: bool = False
+    head_repo: str | None = None
     self_hosted: bool = False
     step_summary: str | None = None
     output: str | None = None
@@ -96,6 +97,7 @@ def detect(env: Mapping[str, str] | None = None) -> CIContext:
         default_branch=repo_info.get("default_branch") or None,
         actor=env.get("GITHUB_ACTOR") or None,
         from_fork=bool(head_repo and base_repo and head_repo != base_repo),
+        head_repo=head_repo or None,
         self_hosted=env.get("RUNNER_ENVIRONMENT") == "self-hosted",
         step_summary=env.get("GITHUB_STEP_SUMMARY") or None,
         output=env.get("GITHUB_OUTPUT") or None,

@@ -172,10 +172,13 @@ def validate(out: str | None, params_file: str | None) -> None:
 @params_option
 def train(params_file: str | None) -> None:
     """Train the model configured under `train:` in params.yaml."""
+    from mlci.pipeline import guard
     from mlci.training.run import train as do_train
 
     root = Path.cwd()
-    facts = do_train(root, _settings(root, params_file=params_file))
+    settings = _settings(root, params_file=params_file)
+    guard(settings, _context())
+    facts = do_train(root, settings)
     gpu = facts["gpu"]
     console.info(
         f"trained {facts['backend']} on {facts['device']} in {facts['duration_s']}s "

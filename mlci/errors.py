@@ -49,6 +49,13 @@ class RepoError(MlciError):
     title = "repository error"
 
 
+class UntrustedCode(MlciError):
+    """Refusing to run a fork's code where secrets are present."""
+
+    exit_code = EXIT_USAGE
+    title = "refusing untrusted code"
+
+
 class DataInvalid(MlciError):
     """The data failed validation."""
 

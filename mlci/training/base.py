@@ -64,9 +64,8 @@ def _section(root: Path, params_file: str, name: str) -> dict[str, Any]:
 
 
 def _check_keys(section: Mapping[str, Any], cls: type, where: str) -> None:
-    import difflib
-
     import dataclasses
+    import difflib
 
     known = [f.name for f in dataclasses.fields(cls)]
     for key in section:
