@@ -44,9 +44,15 @@ class CIContext:
 
     @property
     def untrusted_code(self) -> bool:
-        """PR code from a fork runs while secrets are present (``pull_request_target``)."""
+        """Code from a fork would run while secrets are present.
+
+        ``pull_request_target`` runs with the base repository's secrets and a write token; a
+        fork's PR head checked out there (or on any non-``pull_request`` event) is untrusted.
+        """
+        if not self.from_fork:
+            return False
         return self.event_name == "pull_request_target" or (
-            self.from_fork and self.has_token and self.event_name != "pull_request"
+            self.has_token and self.event_name != "pull_request"
         )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +378,8 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="mlci", standalone_mode=False)
     except MlciError as exc:
         if _debug["on"]:
+            import traceback
+
             traceback.print_exc()
         console.error(exc.one_line(), title=exc.title)
         sys.exit(exc.exit_code)
@@ -392,6 +393,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
         if _debug["on"]:
+            import traceback
+
             traceback.print_exc()
         console.error(
             f"unexpected {type(exc).__name__}: {exc}; rerun with --debug for the "

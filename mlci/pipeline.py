@@ -28,6 +28,7 @@ from mlci.errors import (
     GateFailed,
     MlciError,
     RepoError,
+    UntrustedCode,
 )
 
 STAGES = ("pull", "validate", "reproduce", "compare", "report", "publish")
@@ -171,6 +172,21 @@ def render(
     return verdict, report.render(inp, marker=publish.marker(settings.report_name))
 
 
+FORK_SAFE_DOC = "README, 'Fork-safe publishing'"
+
+
+def guard(settings: Settings, ctx: CIContext) -> None:
+    """Refuse to run a fork's code with secrets present, unless explicitly allowed."""
+    if ctx.untrusted_code and not settings.allow_untrusted:
+        runner = "a self-hosted runner" if ctx.self_hosted else "this runner"
+        raise UntrustedCode(
+            f"the PR comes from the fork {ctx.head_repo or '?'} and this "
+            f"{ctx.event_name} job has secrets on {runner}: training it would run untrusted code",
+            fix=f"run the check on `pull_request` and publish from a `workflow_run` job "
+            f"(see {FORK_SAFE_DOC}), or set allow-untrusted / MLCI_ALLOW_UNTRUSTED=true",
+        )
+
+
 def pr_check(
     root: Path,
     settings: Settings,
@@ -181,6 +197,7 @@ def pr_check(
     on_stage: OnStage = lambda _: None,
 ) -> CheckResult:
     """The whole PR check. Raises the verdict's error after the report is out."""
+    guard(settings, ctx)
     state = CheckState()
     try:
         data.read_pipeline(root)

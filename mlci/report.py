@@ -144,6 +144,8 @@ def validation_section(v: ValidationReport) -> str:
     rows = ["### Data validation\n", "| file | schema | rows | result |", "|---|---|---:|---|"]
     for f in v.files:
         result = "✅ valid" if f.ok else f"❌ {sum(x.count for x in f.failures)} failures"
+        if f.cached:
+            result += " (unchanged since it last passed: not re-validated)"
         rows.append(f"| `{_cell(f.path)}` | `{_cell(f.schema)}` | {f.rows} | {result} |")
     bad = [f for f in v.files if not f.ok]
     for f in bad:

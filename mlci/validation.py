@@ -6,6 +6,7 @@ failed and a few failing values (never from a column declared sensitive).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ class FileResult:
     schema: str
     rows: int
     failures: tuple[Failure, ...] = ()
+    cached: bool = False
 
     @property
     def ok(self) -> bool:
@@ -51,7 +53,11 @@ class ValidationReport:
         return sum(fl.count for f in self.files for fl in f.failures)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "files": [{**asdict(f), "ok": f.ok} for f in self.files]}
+        # ``cached`` stays out: the file is a DVC stage output and must not flip with the cache.
+        files = [
+            {k: v for k, v in asdict(f).items() if k != "cached"} | {"ok": f.ok} for f in self.files
+        ]
+        return {"ok": self.ok, "files": files}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ValidationReport:
@@ -66,7 +72,15 @@ class ValidationReport:
                 )
                 for x in f.get("failures", [])
             )
-            files.append(FileResult(str(f["path"]), str(f["schema"]), int(f["rows"]), failures))
+            files.append(
+                FileResult(
+                    str(f["path"]),
+                    str(f["schema"]),
+                    int(f["rows"]),
+                    failures,
+                    bool(f.get("cached", False)),
+                )
+            )
         return cls(tuple(files))
 
     def write(self, path: Path) -> None:
@@ -147,8 +161,56 @@ def validate_file(
     return FileResult(data, schema_spec, len(frame))
 
 
+CACHE = Path(".mlci") / "validated.json"
+
+
+def _fingerprint(root: Path, data: str, schema: str, sensitive: Sequence[str]) -> str | None:
+    """Content hash of the data file and the schema, or None when the data is missing."""
+    digest = hashlib.md5()
+    if not (root / data).is_file():
+        return None
+    for part in (root / data, root / schema):
+        if not part.is_file():
+            digest.update(schema.encode())  # a module:attr schema is keyed on its name
+            continue
+        with part.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    digest.update(",".join(sorted(sensitive)).encode())
+    return digest.hexdigest()
+
+
 def validate(
-    root: Path, mapping: Mapping[str, str], sensitive: Sequence[str] = ()
+    root: Path,
+    mapping: Mapping[str, str],
+    sensitive: Sequence[str] = (),
+    *,
+    use_cache: bool = True,
 ) -> ValidationReport:
-    """Validate every configured file; the report holds every failure, none raised."""
-    return ValidationReport(tuple(validate_file(root, d, s, sensitive) for d, s in mapping.items()))
+    """Validate every configured file; the report holds every failure, none raised.
+
+    A file whose content and schema are the same as in an earlier run that passed is not
+    validated again; its result says ``cached``. Only passing results are remembered.
+    """
+    cache_path = root / CACHE
+    cache: dict[str, Any] = {}
+    if use_cache and cache_path.exists():
+        try:
+            cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        except ValueError:
+            cache = {}
+    results = []
+    for data, schema in mapping.items():
+        key = _fingerprint(root, data, schema, sensitive) if use_cache else None
+        hit = cache.get(key) if key else None
+        if hit is not None:
+            results.append(FileResult(data, schema, int(hit["rows"]), cached=True))
+            continue
+        result = validate_file(root, data, schema, sensitive)
+        if key and result.ok:
+            cache[key] = {"path": data, "rows": result.rows}
+        results.append(result)
+    if use_cache and cache:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache_path.write_text(json.dumps(cache, indent=1, sort_keys=True), encoding="utf-8")
+    return ValidationReport(tuple(results))

@@ -62,3 +62,17 @@ def test_missing_data_and_schema_are_config_errors(example: Path) -> None:
         validation.validate(example, {"data/diabetes.csv": "s.yaml"})
     with pytest.raises(ConfigError, match="module:attribute"):
         validation.validate(example, {"data/diabetes.csv": "just_a_name"})
+
+
+def test_unchanged_data_is_not_validated_again(example: Path) -> None:
+    first = validation.validate(example, MAPPING)
+    assert first.ok and not first.files[0].cached
+    second = validation.validate(example, MAPPING)
+    assert second.files[0].cached and second.files[0].rows == 442
+    assert second.to_dict() == first.to_dict()
+    path = example / "data" / "diabetes.csv"
+    path.write_text(path.read_text().replace("\n1,59.0,", "\n1,999.0,", 1))
+    third = validation.validate(example, MAPPING)
+    assert not third.ok and not third.files[0].cached
+    fourth = validation.validate(example, MAPPING)
+    assert not fourth.ok, "a failing result must never be cached"
