@@ -213,14 +213,14 @@ def _missing_paths(exc: Exception) -> str:
     return ", ".join(names) if names else "some outputs (see `dvc status -c`)"
 
 
-def reproduce(root: Path) -> list[str]:
-    """``dvc repro``; returns the names of the stages that ran."""
+def reproduce(root: Path, *, force: bool = False) -> list[str]:
+    """``dvc repro`` (``--force``: every stage); returns the names of the stages that ran."""
     from dvc.exceptions import DvcException, ReproductionError
 
     repo = open_repo(root)
     try:
         with _cwd(root):
-            stages = repo.reproduce()
+            stages = repo.reproduce(force=force)
     except ReproductionError as exc:
         cause = exc.__cause__ or exc.__context__
         raise StageError(

@@ -58,13 +58,15 @@ def build_project(project: Path, remote: Path) -> None:
     (project / ".gitignore").write_text(".mlci/\n", encoding="utf-8")
     from dvc.repo import Repo
 
-    repo = Repo.init(str(project))
-    with repo.config.edit() as conf:
-        # Relative to .dvc/, so a clone next to the project finds the same remote.
-        conf["remote"]["local"] = {"url": os.path.relpath(remote, project / ".dvc")}
-        conf["core"]["remote"] = "local"
-        conf["core"]["analytics"] = "false"
-    repo.close()
+    Repo.init(str(project)).close()
+    # Relative to .dvc/, so a clone beside the project finds the same remote. (DVC's config
+    # API would take a relative path as relative to the current directory instead.)
+    url = os.path.relpath(remote, project / ".dvc")
+    (project / ".dvc" / "config").write_text(
+        f"[core]\n    remote = local\n    analytics = false\n"
+        f"['remote \"local\"']\n    url = {url}\n",
+        encoding="utf-8",
+    )
     with console.group("baseline on main: dvc repro"):
         data.reproduce(project)
     repo = Repo(str(project))

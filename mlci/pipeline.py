@@ -278,14 +278,16 @@ def promote(
     on_stage("find run")
     run = registry.find_run(uri, settings.experiment, sha)
     if run is None:
-        on_stage("reproduce")
-        data.reproduce(root)
+        # Outputs may be up to date from another commit's training; a champion must come
+        # from this commit, so train it again here.
+        on_stage("reproduce (no run for this commit yet: dvc repro --force)")
+        data.reproduce(root, force=True)
         run = registry.find_run(uri, settings.experiment, sha)
     if run is None:
         raise ConfigError(
-            f"no MLflow run trained commit {sha[:12]}",
-            fix="the pipeline must log a run tagged with the commit "
-            "(`mlci train` does); run `dvc repro --force` then retry",
+            f"no MLflow run trained commit {sha[:12]}, even after `dvc repro --force`",
+            fix="make the pipeline's training stage log its run (`mlci train` does, "
+            "or use mlci's tracking helpers in your own script)",
         )
     on_stage("gate against champion")
     champion = registry.alias_version(uri, settings.model_name, registry.CHAMPION)
