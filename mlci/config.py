@@ -53,6 +53,8 @@ class Settings:
     validate: Mapping[str, str] = field(default_factory=dict)
     sensitive_columns: tuple[str, ...] = ()
     gates: tuple[Gate, ...] = ()
+    drift: Mapping[str, Any] = field(default_factory=dict)
+    pii: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def tracking_uri(self) -> str:
@@ -67,11 +69,9 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "root"}
-_SCALARS = {
-    name: f.type
-    for name, f in _FIELDS.items()
-    if name not in ("validate", "sensitive_columns", "gates")
-}
+_STRUCTURED = ("validate", "sensitive_columns", "gates", "drift", "pii")
+_SCALARS = {name: f.type for name, f in _FIELDS.items() if name not in _STRUCTURED}
+_PII_KEYS = ("block", "allow")
 _GATE_KEYS = [f.name for f in dataclasses.fields(Gate) if f.name != "metric"]
 
 
@@ -151,6 +151,16 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list of column names", fix="write a YAML list")
         return tuple(str(v) for v in value)
+    if name in ("drift", "pii"):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping", fix=f"see the README, '{name}'")
+        if name == "pii":
+            for key in value:
+                if key not in _PII_KEYS:
+                    raise ConfigError(
+                        f"{where}: unknown key '{key}'", fix=_suggest(str(key), list(_PII_KEYS))
+                    )
+        return dict(value)
     if name == "gates":
         if not isinstance(value, Mapping):
             raise ConfigError(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlci import data, git, metrics, publish, report, validation
+from mlci import data, drift, git, metrics, privacy, publish, report, validation
 from mlci.ci import CIContext
 from mlci.config import Settings
 from mlci.errors import (
@@ -43,6 +43,8 @@ class CheckState:
     pulled: data.PullResult | None = None
     validation: validation.ValidationReport | None = None
     comparison: metrics.Comparison | None = None
+    drift: drift.DriftReport | None = None
+    pii: privacy.PiiReport | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     roc: list[dict[str, float]] = field(default_factory=list)
     error: MlciError | None = None
@@ -130,16 +132,59 @@ def run_facts(root: Path, settings: Settings) -> tuple[dict[str, Any], list[dict
     return facts, roc
 
 
+def _table_at(root: Path, sha: str, path: str) -> Any | None:
+    """A data file as it was at ``sha``: from git if tracked there, else through DVC."""
+    import io
+
+    raw = git.show(root, sha, path) or data.read_at_rev(root, path, sha)
+    if raw is None:
+        return None
+    import pandas as pd
+
+    buffer = io.BytesIO(raw)
+    return pd.read_parquet(buffer) if path.endswith((".parquet", ".pq")) else pd.read_csv(buffer)
+
+
+def check_data(
+    root: Path, settings: Settings, base_sha: str | None
+) -> tuple[validation.ValidationReport, drift.DriftReport | None, privacy.PiiReport]:
+    """Schema validation, personal-data scan and drift against the base revision."""
+    report_ = validation.validate(root, settings.validate, settings.sensitive_columns)
+    thresholds = drift.Thresholds.from_mapping(settings.drift)
+    allow = [str(c) for c in settings.pii.get("allow", [])]
+    findings: list[privacy.Finding] = []
+    drifts: list[drift.FileDrift] = []
+    for path in settings.validate:
+        head = validation.read_table(root / path)
+        findings.extend(privacy.scan_frame(path, head, allow))
+        if base_sha is None:
+            continue
+        base = _table_at(root, base_sha, path)
+        if base is None:
+            drifts.append(drift.FileDrift(path, None, len(head), note="new file: not on base"))
+        else:
+            drifts.append(drift.compare_frames(path, base, head, thresholds))
+    pii = privacy.PiiReport(tuple(findings), bool(settings.pii.get("block", False)))
+    drift_report = drift.DriftReport(tuple(drifts), thresholds) if base_sha else None
+    return report_, drift_report, pii
+
+
 def verdict_of(state: CheckState) -> report.Verdict:
     if state.error is not None:
         return report.Verdict(
             "error", f"{state.error.title}: {state.error.one_line()}", state.error.exit_code
         )
+    problems = []
     if state.validation is not None and not state.validation.ok:
-        n = state.validation.failure_count
-        return report.Verdict(
-            "data-invalid", f"data validation failed ({n} failing values)", EXIT_DATA_INVALID
-        )
+        problems.append(f"data validation failed ({state.validation.failure_count} failing values)")
+    if state.pii is not None and state.pii.found and state.pii.block:
+        kinds = sorted({f"{f.kind} in {f.column}" for f in state.pii.findings})
+        problems.append(f"personal data found ({', '.join(kinds)})")
+    if state.drift is not None and state.drift.drifted and state.drift.thresholds.fail:
+        cols = [c.column for f in state.drift.files for c in f.drifted]
+        problems.append(f"data drifted ({', '.join(cols)})")
+    if problems:
+        return report.Verdict("data-invalid", "; ".join(problems), EXIT_DATA_INVALID)
     c = state.comparison
     if c is None:
         return report.Verdict("error", "no comparison was made", 1)
@@ -163,6 +208,8 @@ def render(
         verdict=verdict,
         comparison=state.comparison,
         validation=state.validation,
+        drift=state.drift,
+        pii=state.pii,
         pulled=state.pulled,
         facts=state.facts,
         timings=state.timings,
@@ -204,15 +251,16 @@ def pr_check(
         if pull:
             with _timed(state, "pull", on_stage):
                 state.pulled = data.pull(root, settings.dvc_remote)
+        rev = base_rev(settings, ctx, base)
         with _timed(state, "validate", on_stage):
-            state.validation = validation.validate(
-                root, settings.validate, settings.sensitive_columns
+            state.validation, state.drift, state.pii = check_data(
+                root, settings, git.resolve_base(root, rev)
             )
-        if state.validation.ok:
+        if verdict_of(state).status != "data-invalid":
             with _timed(state, "reproduce", on_stage):
                 data.reproduce(root)
             with _timed(state, "compare", on_stage):
-                state.comparison = compare_with_base(root, settings, base_rev(settings, ctx, base))
+                state.comparison = compare_with_base(root, settings, rev)
     except MlciError as exc:
         state.error = exc
     state.facts, state.roc = run_facts(root, settings)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlci.data import PullResult
+from mlci.drift import DriftReport
 from mlci.metrics import FAIL, NEW, PASS, SKIPPED, Comparison, MetricDiff
+from mlci.privacy import PiiReport
 from mlci.validation import ValidationReport
 
 COMMENT_LIMIT = 65536
@@ -37,6 +39,8 @@ class ReportInput:
     verdict: Verdict
     comparison: Comparison | None = None
     validation: ValidationReport | None = None
+    drift: DriftReport | None = None
+    pii: PiiReport | None = None
     pulled: PullResult | None = None
     facts: Mapping[str, Any] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
@@ -161,6 +165,55 @@ def validation_section(v: ValidationReport) -> str:
     return "\n".join(rows) + "\n"
 
 
+def drift_section(d: DriftReport, top: int = 10) -> str:
+    if not d.files:
+        return ""
+    t = d.thresholds
+    out = [
+        f"### Drift against base\n\n<sub>flagged when PSI > {t.psi:g}, KS > {t.ks:g} with "
+        f"p < {t.ks_pvalue:g}, or category distance > {t.tvd:g}; "
+        f"{'fails the check' if t.fail else 'a warning, not a failure'}</sub>\n"
+    ]
+    for f in d.files:
+        base_rows = "—" if f.base_rows is None else str(f.base_rows)
+        head = f"**`{_cell(f.path)}`**: rows {base_rows} → {f.rows}"
+        if f.note:
+            out.append(f"{head} ({_cell(f.note)})\n")
+            continue
+        flagged = f.drifted
+        out.append(f"{head}; {len(flagged)} of {len(f.columns)} columns drifted\n")
+        if not f.columns:
+            continue
+        out.append("<details><summary>Columns by drift</summary>\n")
+        out.append("| column | kind | PSI / distance | KS | p | new / vanished | |")
+        out.append("|---|---|---:|---:|---:|---|:-:|")
+        for c in f.columns[:top] if not flagged else f.columns[: max(top, len(flagged))]:
+            cats = ", ".join(
+                [*(f"+{_cell(v)}" for v in c.new), *(f"-{_cell(v)}" for v in c.vanished)]
+            )
+            out.append(
+                f"| `{_cell(c.column)}` | {c.kind} | {c.score:.4f} | {fmt(c.ks)} | "
+                f"{fmt(c.ks_pvalue)} | {cats} | {'⚠️' if c.drifted else ''} |"
+            )
+        out.append("\n</details>\n")
+    return "\n".join(out)
+
+
+def pii_section(p: PiiReport) -> str:
+    if not p.found:
+        return ""
+    out = [
+        "### Personal data\n",
+        f"{'🛑 blocking' if p.block else '⚠️ warning'}: values are never shown.\n",
+        "| file | column | kind | rows |",
+        "|---|---|---|---:|",
+    ]
+    out += [
+        f"| `{_cell(f.path)}` | `{_cell(f.column)}` | {f.kind} | {f.count} |" for f in p.findings
+    ]
+    return "\n".join(out) + "\n"
+
+
 def slices_section(c: Comparison) -> str:
     rows = [m for m in c.metrics if m.name.startswith("slices.")]
     if not rows:
@@ -232,6 +285,10 @@ def render(inp: ReportInput, marker: str = "", limit: int = COMMENT_LIMIT) -> st
         sections.append(metrics_section(inp.comparison))
     if inp.validation is not None:
         sections.append(validation_section(inp.validation))
+    if inp.pii is not None:
+        sections.append(pii_section(inp.pii))
+    if inp.drift is not None:
+        sections.append(drift_section(inp.drift))
     if inp.comparison is not None:
         sections.append(params_section(inp.comparison))
         sections.append(slices_section(inp.comparison))

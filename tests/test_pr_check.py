@@ -85,3 +85,39 @@ def test_invalid_data_exit_3_and_report_written(workspace: Workspace) -> None:
     assert "data-invalid" in report
     assert "| `age` | `in_range(0, 120)` | 1 | `999.0` |" in report
     assert "Traceback" not in proc.stderr
+
+
+def test_drift_and_personal_data_against_base(workspace: Workspace) -> None:
+    import pandas as pd
+
+    ci = workspace.clone()
+    assert workspace.mlci(ci, "pull").returncode == 0
+    path = ci / "data" / "diabetes.csv"
+    frame = pd.read_csv(path)
+    frame["bmi"] = frame["bmi"] + 15.0
+    frame["note"] = "ok"
+    frame.loc[3, "note"] = "call jane.doe@example.org"
+    frame.to_csv(path, index=False)
+    params = (ci / "params.yaml").read_text().replace("fail: false", "fail: true")
+    (ci / "params.yaml").write_text(params)
+    proc = workspace.mlci(ci, "run", "--base", "main", "--no-pull")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    report = (ci / ".mlci" / "report.md").read_text()
+    assert "data drifted (bmi)" in report
+    assert "personal data found (email in note)" in report
+    assert "| `data/diabetes.csv` | `note` | email | 1 |" in report
+    assert "| `bmi` | numeric |" in report
+    for text in (proc.stdout, proc.stderr, report):
+        assert "jane.doe@example.org" not in text
+    assert "Running stage 'train'" not in proc.stdout  # stopped before training
+
+
+def test_identical_data_reports_no_drift(workspace: Workspace) -> None:
+    ci = workspace.clone()
+    proc = workspace.mlci(ci, "report", "--base", "main")
+    assert proc.returncode == 0, proc.stderr
+    ci2 = workspace.clone(name="ci2")
+    run = workspace.mlci(ci2, "run", "--base", "main")
+    assert run.returncode == 0
+    report = (ci2 / ".mlci" / "report.md").read_text()
+    assert "**`data/diabetes.csv`**: rows 442 → 442; 0 of 11 columns drifted" in report
