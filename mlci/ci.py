@@ -97,7 +97,10 @@ def detect(env: Mapping[str, str] | None = None) -> CIContext:
         pr_number=int(number) if number else None,
         base_ref=env.get("GITHUB_BASE_REF") or (pr.get("base") or {}).get("ref") or None,
         head_ref=env.get("GITHUB_HEAD_REF") or (pr.get("head") or {}).get("ref") or None,
-        head_sha=(pr.get("head") or {}).get("sha") or env.get("GITHUB_SHA") or None,
+        head_sha=(pr.get("head") or {}).get("sha")
+        or (event.get("workflow_run") or {}).get("head_sha")
+        or env.get("GITHUB_SHA")
+        or None,
         sha=env.get("GITHUB_SHA") or None,
         ref=env.get("GITHUB_REF") or None,
         default_branch=repo_info.get("default_branch") or None,

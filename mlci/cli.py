@@ -64,7 +64,19 @@ params_option = click.option(
 @params_option
 @click.option("--no-pull", is_flag=True, help="Skip `dvc pull` (data already present).")
 @click.option("--report-name", metavar="NAME", help="Key of the sticky comment (default mlci).")
-def run(base: str | None, params_file: str | None, no_pull: bool, report_name: str | None) -> None:
+@click.option(
+    "--save",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Also save the report for a fork-safe publisher (see `publish --from`).",
+)
+def run(
+    base: str | None,
+    params_file: str | None,
+    no_pull: bool,
+    report_name: str | None,
+    save: str | None,
+) -> None:
     """Run the whole PR check."""
     from mlci import pipeline
 
@@ -74,7 +86,13 @@ def run(base: str | None, params_file: str | None, no_pull: bool, report_name: s
     with console.group("mlci run"):
         try:
             result = pipeline.pr_check(
-                root, settings, ctx, base=base, pull=not no_pull, on_stage=lambda s: console.step(s)
+                root,
+                settings,
+                ctx,
+                base=base,
+                pull=not no_pull,
+                on_stage=lambda s: console.step(s),
+                save=Path(save) if save else None,
             )
         except MlciError:
             console.info(f"report written to {settings.report_file}")
@@ -230,10 +248,16 @@ def compare(base: str | None, params_file: str | None) -> None:
     metavar="FILE",
     help="Where to write the Markdown (default: mlci.report_path).",
 )
-def report_cmd(base: str | None, params_file: str | None, out: str | None) -> None:
+@click.option(
+    "--save",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Save report + PR number + head SHA + verdict for `publish --from`.",
+)
+def report_cmd(
+    base: str | None, params_file: str | None, out: str | None, save: str | None
+) -> None:
     """Render the PR report from the current work tree and print it."""
-    import dataclasses
-
     from mlci import pipeline, publish, validation
 
     root = _repo_root()
@@ -253,9 +277,12 @@ def report_cmd(base: str | None, params_file: str | None, out: str | None) -> No
         state.error = exc
     state.facts, state.roc = pipeline.run_facts(root, settings)
     verdict, markdown = pipeline.render(root, settings, state, ctx.head_sha)
-    path = publish.write_report(dataclasses.replace(settings), markdown, verdict)
+    path = publish.write_report(settings, markdown, verdict)
     console.out(markdown)
     console.info(f"report written to {path}")
+    if save:
+        publish.save_artifact(Path(save), settings, ctx, markdown, verdict)
+        console.info(f"report saved for publishing in {save}")
 
 
 @cli.command("publish")
@@ -267,7 +294,14 @@ def report_cmd(base: str | None, params_file: str | None, out: str | None) -> No
     help="Markdown report to post (default: mlci.report_path).",
 )
 @click.option("--report-name", metavar="NAME", help="Key of the sticky comment.")
-def publish_cmd(report_file: str | None, report_name: str | None) -> None:
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(exists=True, file_okay=False),
+    metavar="DIR",
+    help="Post a report saved by `--save` (fork-safe workflow_run job).",
+)
+def publish_cmd(report_file: str | None, report_name: str | None, from_dir: str | None) -> None:
     """Post a rendered report: sticky PR comment, job summary, outputs."""
     import json
 
@@ -275,6 +309,10 @@ def publish_cmd(report_file: str | None, report_name: str | None) -> None:
 
     root = _repo_root()
     settings = _settings(root, report_name=report_name)
+    if from_dir:
+        pub = publish.publish_artifact(Path(from_dir), settings, _context())
+        _show_published(pub)
+        return
     path = Path(report_file) if report_file else settings.report_file
     if not path.exists():
         from mlci.errors import ConfigError
@@ -290,7 +328,11 @@ def publish_cmd(report_file: str | None, report_name: str | None) -> None:
         import dataclasses
 
         settings = dataclasses.replace(settings, report_path=str(path.resolve()))
-    pub = publish.publish(settings, _context(), markdown, verdict)
+    _show_published(publish.publish(settings, _context(), markdown, verdict))
+
+
+def _show_published(pub: Any) -> None:
+    console.info(f"report written to {pub.report_path}")
     if pub.comment_url:
         console.info(f"PR comment: {pub.comment_url}")
     elif pub.skipped:

@@ -242,6 +242,7 @@ def pr_check(
     base: str | None = None,
     pull: bool = True,
     on_stage: OnStage = lambda _: None,
+    save: Path | None = None,
 ) -> CheckResult:
     """The whole PR check. Raises the verdict's error after the report is out."""
     guard(settings, ctx)
@@ -268,6 +269,8 @@ def pr_check(
     with _timed(state, "report", on_stage):
         verdict, markdown = render(root, settings, state, head)
     with _timed(state, "publish", on_stage):
+        if save is not None:
+            publish.save_artifact(save, settings, ctx, markdown, verdict)
         published = publish.publish(settings, ctx, markdown, verdict)
     result = CheckResult(verdict, markdown, published, state)
     if state.error is not None:

@@ -92,3 +92,118 @@ def publish(settings: Settings, ctx: CIContext, markdown: str, verdict: Verdict)
             {"verdict": verdict.status, "report-path": str(path), "comment-url": url or ""},
         )
     return Published(path, summary, url, skipped, error)
+
+
+# ---- fork-safe publishing: the PR job saves, a workflow_run job (no PR code) posts ----
+
+ARTIFACT_REPORT = "report.md"
+ARTIFACT_META = "meta.json"
+VERDICTS = ("passed", "failed", "data-invalid", "error")
+
+
+def save_artifact(
+    directory: Path, settings: Settings, ctx: CIContext, markdown: str, verdict: Verdict
+) -> Path:
+    """Write the report and what the publisher must check, for ``actions/upload-artifact``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ARTIFACT_REPORT).write_text(markdown, encoding="utf-8")
+    meta = {
+        "pr_number": ctx.pr_number,
+        "head_sha": ctx.head_sha,
+        "verdict": verdict.status,
+        "summary": verdict.summary,
+        "exit_code": verdict.exit_code,
+        "report_name": settings.report_name,
+        "repository": ctx.repository,
+    }
+    (directory / ARTIFACT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
+@dataclass(frozen=True)
+class Artifact:
+    markdown: str
+    pr_number: int
+    head_sha: str
+    verdict: Verdict
+    report_name: str
+
+
+def _untrusted(message: str) -> MlciError:
+    from mlci.errors import ConfigError
+
+    return ConfigError(
+        f"report artifact rejected: {message}",
+        fix="publish only artifacts made by `mlci report --save` in the PR job",
+    )
+
+
+def load_artifact(directory: Path) -> Artifact:
+    """Read a saved report as untrusted input: sizes, types and markup are checked."""
+    import re
+
+    from mlci.github import COMMENT_LIMIT, MARKER_PREFIX
+
+    try:
+        raw = (directory / ARTIFACT_REPORT).read_bytes()
+        meta = json.loads((directory / ARTIFACT_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _untrusted(f"cannot read {directory}: {exc}") from None
+    if len(raw) > 4 * COMMENT_LIMIT:
+        raise _untrusted(f"{ARTIFACT_REPORT} is {len(raw):,} bytes")
+    try:
+        markdown = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _untrusted(f"{ARTIFACT_REPORT} is not UTF-8") from None
+    if len(markdown) > COMMENT_LIMIT:
+        raise _untrusted(
+            f"{ARTIFACT_REPORT} has {len(markdown):,} characters (limit {COMMENT_LIMIT:,})"
+        )
+    number, sha = meta.get("pr_number"), meta.get("head_sha")
+    if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+        raise _untrusted(f"pr_number {number!r} is not a PR number")
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise _untrusted(f"head_sha {sha!r} is not a commit SHA")
+    status = meta.get("verdict")
+    if status not in VERDICTS:
+        raise _untrusted(f"verdict {status!r} is not one of {', '.join(VERDICTS)}")
+    name = str(meta.get("report_name") or "mlci")
+    if not re.fullmatch(r"[\w.-]{1,64}", name):
+        raise _untrusted(f"report_name {name!r} is not a plain name")
+    # A foreign marker could make this comment take over another report's sticky comment.
+    markdown = re.sub(re.escape(MARKER_PREFIX) + r".*?-->", "", markdown, flags=re.S)
+    exit_code = meta.get("exit_code", 0)
+    verdict = Verdict(
+        str(status),
+        str(meta.get("summary", ""))[:500],
+        exit_code if isinstance(exit_code, int) else 1,
+    )
+    return Artifact(markdown, number, sha, verdict, name)
+
+
+def publish_artifact(directory: Path, settings: Settings, ctx: CIContext) -> Published:
+    """Post a saved report after checking it belongs to the PR and commit it claims."""
+    import dataclasses
+
+    from mlci.github import GitHubClient
+
+    art = load_artifact(directory)
+    token = ci.token()
+    if not token or not ctx.repository:
+        raise GitHubError(
+            "no token or repository to publish with",
+            fix="run in a workflow_run job with GITHUB_TOKEN set",
+        )
+    client = GitHubClient(settings.github_api_url or DEFAULT_API_URL, token, ctx.repository)
+    pr = client.pull_request(art.pr_number)
+    real_head = (pr.get("head") or {}).get("sha")
+    if real_head != art.head_sha:
+        raise _untrusted(
+            f"PR #{art.pr_number}'s head is {str(real_head)[:12]}, not "
+            f"{art.head_sha[:12]} as the artifact claims"
+        )
+    if ctx.head_sha and ctx.event_name == "workflow_run" and ctx.head_sha != art.head_sha:
+        raise _untrusted(f"the workflow run built {ctx.head_sha[:12]}, not {art.head_sha[:12]}")
+    settings = dataclasses.replace(settings, report_name=art.report_name)
+    ctx = dataclasses.replace(ctx, pr_number=art.pr_number)
+    return publish(settings, ctx, marker(art.report_name) + "\n" + art.markdown, art.verdict)
