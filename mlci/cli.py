@@ -356,7 +356,7 @@ def promote(params_file: str | None, force: bool) -> None:
     p = result.promotion
     verb = "registered" if p.created else "already registered as"
     console.success(
-        f"{p.name}: {verb} version {p.version}; champion -> v{p.version}"
+        f"{p.name}: {verb} version {p.version}; champion -> v{p.champion}"
         + (f", previous -> v{p.previous}" if p.previous else "")
     )
 

@@ -50,6 +50,11 @@ def branch(root: Path) -> str | None:
     return None if name in ("", "HEAD") else name
 
 
+def commit_time(root: Path, rev: str) -> int:
+    """Committer timestamp (epoch seconds) of ``rev``."""
+    return int(_git(root, "show", "-s", "--format=%ct", rev).stdout.strip())
+
+
 def is_dirty(root: Path) -> bool:
     return bool(_git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip())
 

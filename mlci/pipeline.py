@@ -357,16 +357,18 @@ def promote(
             fix="the champion stays; improve the model or relax the gate",
         )
     on_stage("register")
+    run_tags = {
+        k.removeprefix("mlci."): v
+        for k, v in run.data.tags.items()
+        if k.startswith("mlci.") and k not in ("mlci.git_sha", "mlci.branch", "mlci.pr")
+    }
     tags = {
+        **run_tags,
         "branch": branch,
         "pr": ctx.pr_number,
         "run_id": run.info.run_id,
         "promoted_by": ctx.actor,
-        **{
-            k.removeprefix("mlci."): v
-            for k, v in run.data.tags.items()
-            if k.startswith("mlci.") and k != "mlci.git_sha"
-        },
+        "commit_time": git.commit_time(root, sha),
     }
     tags.update({f"metric.{k}": v for k, v in head.items()})
     promotion = registry.promote(uri, settings.model_name, run.info.run_id, sha, tags)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlci.errors import ConfigError, MlflowError
+from mlci.errors import ConfigError, MlciError, MlflowError
 from mlci.training.tracking import TAG_PREFIX, configure, unreachable
 
 CHAMPION = "champion"
@@ -27,6 +27,7 @@ class Promotion:
     previous: str | None
     run_id: str
     created: bool
+    champion: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,17 +85,97 @@ def run_metrics(uri: str, run_id: str) -> dict[str, float]:
         raise unreachable(uri, exc) from None
 
 
-def _existing_for_sha(client: Any, name: str, git_sha: str) -> Any | None:
-    versions = client.search_model_versions(f"name = '{name}'")
-    for v in versions:
-        if (v.tags or {}).get(f"{TAG_PREFIX}git_sha") == git_sha:
-            return v
-    return None
+def _tag(version: Any, key: str) -> str | None:
+    value = (version.tags or {}).get(f"{TAG_PREFIX}{key}")
+    return None if value is None else str(value)
+
+
+def _order(version: Any) -> tuple[int, int]:
+    return int(_tag(version, "commit_time") or 0), int(version.version)
+
+
+def _versions(client: Any, name: str) -> list[Any]:
+    return list(client.search_model_versions(f"name = '{name}'"))
+
+
+def candidates(client: Any, name: str) -> list[Any]:
+    """Versions that passed their gates and were not rolled back, oldest commit first."""
+    found = [
+        v
+        for v in _versions(client, name)
+        if _tag(v, "promoted") == "true" and _tag(v, "rolled_back") != "true"
+    ]
+    return sorted(found, key=_order)
+
+
+def _alias(client: Any, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") in (
+            "RESOURCE_DOES_NOT_EXIST",
+            "INVALID_PARAMETER_VALUE",
+            "NOT_FOUND",
+        ):
+            return None
+        raise
+
+
+def converge(client: Any, name: str, attempts: int = 20) -> tuple[str | None, str | None]:
+    """Point ``champion`` at the newest candidate and ``previous`` at the one before it.
+
+    Every promotion and rollback ends here. Each writer re-reads after it writes and stops
+    only when what it reads is consistent, so however promotions interleave, the last write
+    is followed by a read that confirms it: exactly one champion, the newest commit that
+    passed, with ``previous`` the one before.
+    """
+    for _ in range(attempts):
+        ordered = candidates(client, name)
+        want_c = str(ordered[-1].version) if ordered else None
+        want_p = str(ordered[-2].version) if len(ordered) > 1 else None
+        have_c, have_p = _alias(client, name, CHAMPION), _alias(client, name, PREVIOUS)
+        if (have_c, have_p) == (want_c, want_p):
+            return want_c, want_p
+        if want_c is not None and have_c != want_c:
+            client.set_registered_model_alias(name, CHAMPION, want_c)
+        if have_p != want_p:
+            if want_p is None:
+                client.delete_registered_model_alias(name, PREVIOUS)
+            else:
+                client.set_registered_model_alias(name, PREVIOUS, want_p)
+    raise MlflowError(
+        f"the aliases of '{name}' kept changing under concurrent promotions",
+        fix="re-run the promotion; it is idempotent",
+    )
+
+
+def _register(
+    client: Any, name: str, run_id: str, git_sha: str, tags: Mapping[str, Any]
+) -> tuple[str, bool]:
+    """The version for this commit: reused if registered before, else registered now."""
+    import mlflow
+
+    mine = [v for v in _versions(client, name) if _tag(v, "git_sha") == git_sha]
+    if mine:
+        return str(min(int(v.version) for v in mine)), False
+    all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items() if v is not None}
+    all_tags[f"{TAG_PREFIX}git_sha"] = git_sha
+    mv = mlflow.register_model(f"runs:/{run_id}/model", name, tags=all_tags)
+    version = str(mv.version)
+    # Two promotions of the same commit at once: the lowest version wins, the other goes.
+    twins = sorted(int(v.version) for v in _versions(client, name) if _tag(v, "git_sha") == git_sha)
+    if twins and int(version) != twins[0]:
+        client.delete_model_version(name, version)
+        return str(twins[0]), False
+    # Only now, with its artifacts registered, may it become a candidate for champion.
+    client.set_model_version_tag(name, version, f"{TAG_PREFIX}promoted", "true")
+    return version, True
 
 
 def promote(uri: str, name: str, run_id: str, git_sha: str, tags: Mapping[str, Any]) -> Promotion:
-    """Register ``run_id``'s model (once per commit) and make it the champion."""
-    import mlflow
+    """Register ``run_id``'s model (once per commit) and converge the aliases."""
     from mlflow.exceptions import MlflowException
 
     client = _client(uri)
@@ -104,81 +185,67 @@ def promote(uri: str, name: str, run_id: str, git_sha: str, tags: Mapping[str, A
         except MlflowException as exc:
             if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise
-        old = alias_version(uri, name, CHAMPION)
-        existing = _existing_for_sha(client, name, git_sha)
-        if existing is not None:
-            version, created = str(existing.version), False
-        else:
-            all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items() if v is not None}
-            all_tags[f"{TAG_PREFIX}git_sha"] = git_sha
-            if old is not None:
-                all_tags[f"{TAG_PREFIX}previous_version"] = str(old.version)
-            mv = mlflow.register_model(f"runs:/{run_id}/model", name, tags=all_tags)
-            version, created = str(mv.version), True
-        previous = str(old.version) if old is not None else None
-        if previous is not None and previous != version:
-            client.set_registered_model_alias(name, PREVIOUS, previous)
-        client.set_registered_model_alias(name, CHAMPION, version)
-    except MlflowException as exc:
-        raise unreachable(uri, exc) from None
+        version, created = _register(client, name, run_id, git_sha, tags)
+        champion, previous = converge(client, name)
+    except MlflowError:
+        raise
     except Exception as exc:
-        if isinstance(exc, MlflowError):
-            raise
         raise unreachable(uri, exc) from None
-    return Promotion(name, version, previous if previous != version else None, run_id, created)
+    return Promotion(name, version, previous, run_id, created, champion)
 
 
 def rollback(
     uri: str, name: str, reason: str, to: str | None = None, actor: str | None = None
 ) -> Rollback:
-    """Move ``champion`` back (to ``previous`` unless ``to``), recording who, when and why."""
+    """Move ``champion`` back (to ``previous`` unless ``to``), recording who, when and why.
+
+    Every candidate newer than the target is marked rolled back, so a later promotion's
+    convergence does not bring it back.
+    """
     client = _client(uri)
-    current = alias_version(uri, name, CHAMPION)
-    if current is None:
-        raise ConfigError(
-            f"model '{name}' has no champion to roll back",
-            fix="promote a model first (`mlci promote`)",
-        )
-    target = to
-    if target is None:
-        prev = alias_version(uri, name, PREVIOUS)
-        if prev is None:
+    try:
+        current = _alias(client, name, CHAMPION)
+        if current is None:
+            raise ConfigError(
+                f"model '{name}' has no champion to roll back",
+                fix="promote a model first (`mlci promote`)",
+            )
+        target = to or _alias(client, name, PREVIOUS)
+        if target is None:
             raise ConfigError(
                 f"model '{name}' has no previous version to roll back to",
                 fix="pass --to VERSION to pick one",
             )
-        target = str(prev.version)
-    try:
-        mv = client.get_model_version(name, target)
-    except Exception:
-        raise ConfigError(
-            f"model '{name}' has no version {target}",
-            fix="list versions in the MLflow UI or pass another --to",
-        ) from None
-    who = actor or os.environ.get("GITHUB_ACTOR") or getpass.getuser()
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    try:
-        client.set_registered_model_alias(name, CHAMPION, target)
-        before_prev = (mv.tags or {}).get(f"{TAG_PREFIX}previous_version")
-        if before_prev and before_prev != target:
-            client.set_registered_model_alias(name, PREVIOUS, before_prev)
-        else:
-            client.delete_registered_model_alias(name, PREVIOUS)
+        versions = {str(v.version): v for v in _versions(client, name)}
+        if target not in versions:
+            raise ConfigError(
+                f"model '{name}' has no version {target}",
+                fix="list versions in the MLflow UI or pass another --to",
+            )
+        who = actor or os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        chosen = versions[target]
+        for v in candidates(client, name):
+            if _order(v) > _order(chosen):
+                client.set_model_version_tag(name, v.version, f"{TAG_PREFIX}rolled_back", "true")
+        client.set_model_version_tag(name, target, f"{TAG_PREFIX}promoted", "true")
+        client.set_model_version_tag(name, target, f"{TAG_PREFIX}rolled_back", "false")
         for key, value in (
             ("by", who),
             ("at", when),
             ("reason", reason),
-            ("from_version", str(current.version)),
+            ("from_version", current),
         ):
             client.set_model_version_tag(name, target, f"{TAG_PREFIX}rollback.{key}", value)
         client.set_registered_model_tag(
-            name,
-            f"{TAG_PREFIX}last_rollback",
-            f"{current.version}->{target} by {who} at {when}: {reason}",
+            name, f"{TAG_PREFIX}last_rollback", f"{current}->{target} by {who} at {when}: {reason}"
         )
+        champion, _ = converge(client, name)
+    except MlciError:
+        raise
     except Exception as exc:
         raise unreachable(uri, exc) from None
-    return Rollback(name, str(current.version), target)
+    return Rollback(name, current, champion or target)
 
 
 def lineage(uri: str, name: str, alias: str = CHAMPION) -> dict[str, Any]:

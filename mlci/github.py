@@ -1,0 +1,500 @@
+"""GitHub's REST API, as mlci uses it: one sticky PR comment, check runs, commit statuses, and
+the runner's files for the job summary and step outputs.
+
+Every request goes through ``GitHubClient._request``: auth and API-version headers, retries with
+backoff on 5xx and network errors, waits on rate limits within a bound, spacing of mutating
+requests, and errors that name the fix. The token is only ever put in the ``Authorization``
+header.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+from mlci.errors import GitHubError
+
+MARKER_PREFIX = "<!-- mlci-report:"
+COMMENT_LIMIT = 65536
+CHECK_TEXT_LIMIT = 65535
+SUMMARY_LIMIT = 1024 * 1024
+ANNOTATION_BATCH = 50
+STATUS_DESCRIPTION_LIMIT = 140
+API_VERSION = "2022-11-28"
+FALLBACK_IDENTITY = "github-actions[bot]"
+MAX_TRIES = 5
+MUTATION_SPACING_S = 1.0
+SECONDARY_LIMIT_WAIT_S = 60.0
+
+_TOKEN_SECRET = "GITHUB_TOKEN (or MLCI_GITHUB_TOKEN)"
+_CUT_NOTE = "\n\n> **Note:** {what} was cut to stay within GitHub's limit of {limit}; {where}.\n"
+
+
+def marker_for(report_name: str) -> str:
+    """The hidden marker that finds a report's comment again: ``<!-- mlci-report:NAME -->``."""
+    name = re.sub(r"[^A-Za-z0-9._/ +:@-]", "-", report_name.strip())
+    name = re.sub(r"-{2,}", "-", name).strip(" -") or "default"
+    return f"{MARKER_PREFIX}{name} -->"
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    id: int
+    url: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Annotation:
+    path: str
+    message: str
+    title: str
+    level: str = "failure"
+    start_line: int = 1
+    end_line: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "start_line": self.start_line,
+            "end_line": max(self.end_line, self.start_line),
+            "annotation_level": self.level,
+            "message": self.message,
+            "title": self.title,
+        }
+
+
+class _BearerAuth(AuthBase):
+    """Sets the token header; passing auth also keeps requests from applying ~/.netrc."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self._token}"
+        return r
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+@dataclass(frozen=True)
+class _Why:
+    """What a request is for, so an error can say which resource and which permission."""
+
+    target: str
+    permission: str | None = None
+
+
+class GitHubClient:
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        repository: str,
+        *,
+        timeout: float = 10.0,
+        max_wait_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[str], None] | None = None,
+        max_tries: int = MAX_TRIES,
+    ) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
+            raise GitHubError(
+                f"repository {repository!r} is not of the form owner/name",
+                fix="set GITHUB_REPOSITORY (or the repository setting) to owner/name",
+            )
+        if not token:
+            raise GitHubError("no GitHub token", fix=f"set {_TOKEN_SECRET}")
+        self.api_url = api_url.rstrip("/")
+        self.repository = repository
+        self.timeout = timeout
+        self.max_wait_s = max_wait_s
+        self.max_tries = max(1, max_tries)
+        self.requests_made = 0
+        self._sleep = sleep
+        self._on_retry = on_retry
+        self._auth = _BearerAuth(token)
+        self._session = requests.Session()
+        self._session.headers.update(
+            {
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": "mlci",
+            }
+        )
+        self._identity: str | None = None
+        self._last_mutation: float | None = None
+        self._random = random.Random()
+
+    def __repr__(self) -> str:
+        return f"GitHubClient(api_url={self.api_url!r}, repository={self.repository!r})"
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def identity(self) -> str:
+        """The login the token acts as; ``github-actions[bot]`` for an integration token."""
+        if self._identity is None:
+            resp = self._request("GET", "/user", _Why("the authenticated user"), allow=(401, 403))
+            if resp.status_code in (401, 403):
+                # GITHUB_TOKEN cannot read /user ("Resource not accessible by integration").
+                self._identity = FALLBACK_IDENTITY
+            else:
+                self._identity = str(_json(resp)["login"])
+        return self._identity
+
+    def iter_comments(self, pr_number: int) -> Iterator[dict[str, Any]]:
+        """Every comment on a PR, oldest first, across all pages (following ``Link: next``)."""
+        why = _Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: read")
+        url: str | None = f"/repos/{self.repository}/issues/{pr_number}/comments"
+        params: dict[str, Any] | None = {"per_page": 100}
+        while url:
+            resp = self._request("GET", url, why, params=params)
+            page = _json(resp)
+            if not isinstance(page, list):
+                raise GitHubError(f"GitHub answered a comment listing that is not a list: {url}")
+            yield from page
+            url, params = resp.links.get("next", {}).get("url"), None
+            if url:
+                self._check_same_origin(url)
+
+    def upsert_comment(
+        self, pr_number: int, body: str, marker: str, *, author: str | None = None
+    ) -> CommentResult:
+        """Update our newest comment carrying ``marker``, or create one; delete nothing."""
+        if marker not in body:
+            body = f"{marker}\n{body}"
+        if len(body) > COMMENT_LIMIT:
+            raise GitHubError(
+                f"the comment is {len(body):,} characters; GitHub takes at most {COMMENT_LIMIT:,}",
+                fix="shorten the report (details fold into the job summary)",
+            )
+        login = author or self.identity()
+        newest: dict[str, Any] | None = None
+        for comment in self.iter_comments(pr_number):
+            user = comment.get("user") or {}
+            if user.get("login") != login or marker not in (comment.get("body") or ""):
+                continue
+            if newest is None or _comment_order(comment) >= _comment_order(newest):
+                newest = comment
+        why = _Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: write")
+        payload = {"body": body}
+        if newest is not None:
+            path = f"/repos/{self.repository}/issues/comments/{newest['id']}"
+            resp = self._request("PATCH", path, why, json=payload)
+            created = False
+        else:
+            path = f"/repos/{self.repository}/issues/{pr_number}/comments"
+            resp = self._request("POST", path, why, json=payload)
+            created = True
+        data = _json(resp)
+        return CommentResult(int(data["id"]), str(data["html_url"]), created)
+
+    def create_check_run(
+        self,
+        head_sha: str,
+        name: str,
+        conclusion: str,
+        title: str,
+        summary: str,
+        annotations: Sequence[Annotation] = (),
+    ) -> str:
+        """A completed check run with annotations in batches of 50; returns its html_url."""
+        why = _Why(f"commit {head_sha[:12]} in {self.repository}", "checks: write")
+        summary = _cut(summary, CHECK_TEXT_LIMIT, "the check summary", "see the job summary")
+        batches = [
+            [a.to_json() for a in annotations[i : i + ANNOTATION_BATCH]]
+            for i in range(0, len(annotations), ANNOTATION_BATCH)
+        ]
+        output: dict[str, Any] = {"title": title, "summary": summary}
+        if batches:
+            output["annotations"] = batches[0]
+        resp = self._request(
+            "POST",
+            f"/repos/{self.repository}/check-runs",
+            why,
+            json={
+                "name": name,
+                "head_sha": head_sha,
+                "status": "completed",
+                "conclusion": conclusion,
+                "output": output,
+            },
+        )
+        data = _json(resp)
+        for batch in batches[1:]:
+            self._request(
+                "PATCH",
+                f"/repos/{self.repository}/check-runs/{data['id']}",
+                why,
+                json={"output": {"title": title, "summary": summary, "annotations": batch}},
+            )
+        return str(data["html_url"])
+
+    def set_commit_status(
+        self,
+        sha: str,
+        state: str,
+        description: str,
+        context: str,
+        target_url: str | None = None,
+    ) -> None:
+        """A commit status: the fallback where check runs are not permitted."""
+        why = _Why(f"commit {sha[:12]} in {self.repository}", "statuses: write")
+        if len(description) > STATUS_DESCRIPTION_LIMIT:
+            description = description[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
+        payload: dict[str, Any] = {"state": state, "description": description, "context": context}
+        if target_url:
+            payload["target_url"] = target_url
+        self._request("POST", f"/repos/{self.repository}/statuses/{sha}", why, json=payload)
+
+    def pull_request(self, number: int) -> dict[str, Any]:
+        why = _Why(f"pull request #{number} in {self.repository}", "pull-requests: read")
+        data = _json(self._request("GET", f"/repos/{self.repository}/pulls/{number}", why))
+        if not isinstance(data, dict):
+            raise GitHubError(f"GitHub answered pull request #{number} with something else")
+        return data
+
+    # -- the one place that talks HTTP ----------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        why: _Why,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        allow: Collection[int] = (),
+    ) -> requests.Response:
+        if not url.startswith(("http://", "https://")):
+            url = self.api_url + url
+        shown = f"{method} {urlsplit(url).path}"
+        waited = 0.0
+        last = ""
+        for attempt in range(1, self.max_tries + 1):
+            if method not in ("GET", "HEAD"):
+                waited += self._space_mutation()
+            try:
+                self.requests_made += 1
+                resp = self._session.request(
+                    method, url, params=params, json=json, auth=self._auth, timeout=self.timeout
+                )
+            except requests.Timeout:
+                last, delay = f"no answer within {self.timeout:g}s", self._backoff(attempt)
+            except requests.ConnectionError:
+                last, delay = "the connection failed", self._backoff(attempt)
+            else:
+                status = resp.status_code
+                if status < 400 or status in allow:
+                    return resp
+                if status >= 500:
+                    last, delay = f"GitHub answered {status}", self._backoff(attempt)
+                elif status in (403, 429) and _is_rate_limit(resp):
+                    last, delay = f"GitHub's rate limit ({status})", _rate_limit_wait(resp)
+                    if waited + delay > self.max_wait_s:
+                        raise GitHubError(
+                            f"{shown}: GitHub's rate limit asks to wait {delay:.0f}s, more than "
+                            f"the {self.max_wait_s:g}s mlci waits (waited {waited:.0f}s already)",
+                            fix="re-run the job later, or make fewer API calls with this token",
+                        )
+                else:
+                    raise _http_error(resp, shown, why)
+            if attempt == self.max_tries:
+                break
+            if waited + delay > self.max_wait_s:
+                raise GitHubError(
+                    f"{shown}: gave up after {attempt} tries in {waited:.0f}s; last: {last}",
+                    fix="GitHub or the network is having trouble; re-run the job later",
+                )
+            if self._on_retry:
+                self._on_retry(
+                    f"{last}; retrying in {delay:.1f}s (try {attempt + 1} of {self.max_tries})"
+                )
+            self._sleep(delay)
+            waited += delay
+        raise GitHubError(
+            f"{shown}: gave up after {self.max_tries} tries; last: {last}",
+            fix="GitHub or the network is having trouble; re-run the job later",
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        return round(min(30.0, 2.0 ** (attempt - 1)) * self._random.uniform(0.5, 1.0), 3)
+
+    def _space_mutation(self) -> float:
+        """GitHub asks for at least a second between mutating requests."""
+        now = time.monotonic()
+        pause = 0.0
+        if self._last_mutation is not None:
+            pause = MUTATION_SPACING_S - (now - self._last_mutation)
+            if pause > 0:
+                self._sleep(pause)
+            pause = max(pause, 0.0)
+        self._last_mutation = now + pause
+        return pause
+
+    def _check_same_origin(self, url: str) -> None:
+        ours, theirs = urlsplit(self.api_url), urlsplit(url)
+        if (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc):
+            raise GitHubError(
+                f"GitHub's next-page link points to another host ({theirs.netloc}); not following",
+                fix="check the API URL setting (GITHUB_API_URL / mlci.github_api_url)",
+            )
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _json(resp: requests.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        raise GitHubError(
+            f"GitHub answered {resp.status_code} without JSON for {urlsplit(resp.url).path}",
+            fix="check the API URL setting (GITHUB_API_URL / mlci.github_api_url)",
+        ) from None
+
+
+def _comment_order(comment: Mapping[str, Any]) -> tuple[str, int]:
+    return (str(comment.get("created_at") or ""), int(comment.get("id") or 0))
+
+
+def _error_message(resp: requests.Response) -> tuple[str, list[str]]:
+    try:
+        data = resp.json()
+    except ValueError:
+        return resp.reason or "", []
+    if not isinstance(data, dict):
+        return resp.reason or "", []
+    details = []
+    for err in data.get("errors") or []:
+        if isinstance(err, dict):
+            text = err.get("message") or " ".join(
+                str(err[k]) for k in ("resource", "field", "code") if err.get(k)
+            )
+            if text:
+                details.append(str(text))
+        elif err:
+            details.append(str(err))
+    return str(data.get("message") or resp.reason or ""), details
+
+
+def _is_rate_limit(resp: requests.Response) -> bool:
+    if resp.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in resp.headers:
+        return True
+    return "rate limit" in _error_message(resp)[0].lower()
+
+
+def _rate_limit_wait(resp: requests.Response) -> float:
+    retry_after = resp.headers.get("retry-after")
+    if retry_after is not None:
+        try:
+            return max(float(retry_after), 0.0)
+        except ValueError:
+            pass
+    reset = resp.headers.get("x-ratelimit-reset")
+    if resp.headers.get("x-ratelimit-remaining") == "0" and reset:
+        try:
+            return max(float(reset) - time.time(), 0.0)
+        except ValueError:
+            pass
+    return SECONDARY_LIMIT_WAIT_S
+
+
+def _http_error(resp: requests.Response, shown: str, why: _Why) -> GitHubError:
+    status = resp.status_code
+    message, details = _error_message(resp)
+    said = f"{message}: {'; '.join(details)}" if details else message
+    if status == 401:
+        return GitHubError(
+            f"{shown}: GitHub rejected the token (401 {said}); it is invalid or expired",
+            fix=f"set a valid token in the {_TOKEN_SECRET} secret",
+        )
+    if status == 403:
+        need = why.permission or "the needed"
+        fix = f"give the workflow `permissions: {need}`"
+        if why.permission == "checks: write":
+            fix += " (check runs need GITHUB_TOKEN or a GitHub App token; or use a commit status)"
+        return GitHubError(f"{shown}: GitHub refused access to {why.target} (403 {said})", fix=fix)
+    if status == 404:
+        return GitHubError(
+            f"{shown}: {why.target} was not found or is not visible to this token (404)",
+            fix="check the repository and number, and that the token can see the repository",
+        )
+    if status == 422:
+        return GitHubError(
+            f"{shown}: GitHub refused the request (422 {said})",
+            fix="this is a bug in mlci or an input it did not check; please report it",
+        )
+    return GitHubError(f"{shown}: GitHub answered {status} ({said}) for {why.target}")
+
+
+def _cut(text: str, limit: int, what: str, where: str) -> str:
+    if len(text) <= limit:
+        return text
+    note = _CUT_NOTE.format(what=what, limit=f"{limit:,} characters", where=where)
+    return text[: max(limit - len(note), 0)] + note[:limit]
+
+
+def write_step_summary(path: str | Path, markdown: str) -> None:
+    """Append to ``$GITHUB_STEP_SUMMARY``, keeping the file within GitHub's 1 MiB."""
+    target = Path(path)
+    used = target.stat().st_size if target.exists() else 0
+    budget = SUMMARY_LIMIT - used
+    data = markdown.encode("utf-8")
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    if len(data) > budget:
+        note = _CUT_NOTE.format(
+            what="This summary", limit="1 MiB", where="the full report is in the report file"
+        ).encode("utf-8")
+        keep = max(budget - len(note), 0)
+        data = data[:keep].decode("utf-8", errors="ignore").encode("utf-8")
+        data = (data + note)[: max(budget, 0)]
+    if data:
+        with target.open("ab") as fh:
+            fh.write(data)
+
+
+def write_outputs(path: str | Path, outputs: Mapping[str, str]) -> None:
+    """Append step outputs to ``$GITHUB_OUTPUT`` (multi-line values with a random delimiter)."""
+    lines = []
+    for name, value in outputs.items():
+        if not name or re.search(r"[\s=<]", name):
+            raise ValueError(f"invalid step output name {name!r}")
+        if "\n" in value or "\r" in value:
+            delim = f"ghadelimiter_{uuid.uuid4()}"
+            while delim in value:
+                delim = f"ghadelimiter_{uuid.uuid4()}"
+            lines.append(f"{name}<<{delim}\n{value}\n{delim}\n")
+        else:
+            lines.append(f"{name}={value}\n")
+    with Path(path).open("a", encoding="utf-8") as fh:
+        fh.write("".join(lines))
+
+
+__all__ = [
+    "CHECK_TEXT_LIMIT",
+    "COMMENT_LIMIT",
+    "MARKER_PREFIX",
+    "SUMMARY_LIMIT",
+    "Annotation",
+    "CommentResult",
+    "GitHubClient",
+    "marker_for",
+    "write_outputs",
+    "write_step_summary",
+]
+
+_ = math  # kept for callers computing page counts (ceil) alongside this module
