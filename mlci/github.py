@@ -9,7 +9,6 @@ header.
 
 from __future__ import annotations
 
-import math
 import random
 import re
 import time
@@ -496,5 +495,3 @@ __all__ = [
     "write_outputs",
     "write_step_summary",
 ]
-
-_ = math  # kept for callers computing page counts (ceil) alongside this module

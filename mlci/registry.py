@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -123,7 +124,10 @@ def _alias(client: Any, name: str, alias: str) -> str | None:
         raise
 
 
-def converge(client: Any, name: str, attempts: int = 20) -> tuple[str | None, str | None]:
+_RACE_CODES = ("BAD_REQUEST", "RESOURCE_ALREADY_EXISTS", "INVALID_STATE", "RESOURCE_DOES_NOT_EXIST")
+
+
+def converge(client: Any, name: str, attempts: int = 30) -> tuple[str | None, str | None]:
     """Point ``champion`` at the newest candidate and ``previous`` at the one before it.
 
     Every promotion and rollback ends here. Each writer re-reads after it writes and stops
@@ -131,6 +135,8 @@ def converge(client: Any, name: str, attempts: int = 20) -> tuple[str | None, st
     is followed by a read that confirms it: exactly one champion, the newest commit that
     passed, with ``previous`` the one before.
     """
+    from mlflow.exceptions import MlflowException
+
     for _ in range(attempts):
         ordered = candidates(client, name)
         want_c = str(ordered[-1].version) if ordered else None
@@ -138,13 +144,20 @@ def converge(client: Any, name: str, attempts: int = 20) -> tuple[str | None, st
         have_c, have_p = _alias(client, name, CHAMPION), _alias(client, name, PREVIOUS)
         if (have_c, have_p) == (want_c, want_p):
             return want_c, want_p
-        if want_c is not None and have_c != want_c:
-            client.set_registered_model_alias(name, CHAMPION, want_c)
-        if have_p != want_p:
-            if want_p is None:
-                client.delete_registered_model_alias(name, PREVIOUS)
-            else:
-                client.set_registered_model_alias(name, PREVIOUS, want_p)
+        try:
+            if want_c is not None and have_c != want_c:
+                client.set_registered_model_alias(name, CHAMPION, want_c)
+            if have_p != want_p:
+                if want_p is None:
+                    client.delete_registered_model_alias(name, PREVIOUS)
+                else:
+                    client.set_registered_model_alias(name, PREVIOUS, want_p)
+        except MlflowException as exc:
+            # Another promotion wrote the same alias at the same moment (the server's upsert
+            # is not atomic): read again and converge from there.
+            if getattr(exc, "error_code", "") not in _RACE_CODES:
+                raise
+            time.sleep(random.uniform(0.05, 0.3))
     raise MlflowError(
         f"the aliases of '{name}' kept changing under concurrent promotions",
         fix="re-run the promotion; it is idempotent",

@@ -1,0 +1,658 @@
+"""A loopback fake of GitHub's REST API, for the endpoints mlci uses, plus the ``github`` fixture.
+
+It answers like api.github.com: response shapes from GitHub's REST description, pagination with
+absolute ``Link`` URLs (through ``/repositories/{id}/...`` as GitHub does), rate-limit headers,
+GitHub's error bodies. Every request is recorded and checked against the vendored part of the
+description (``tests/github/rest-subset.json``); each mismatch is kept in ``violations``.
+Faults can be injected: an HTTP status, a dropped connection, or an answer too slow to wait for.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+SPEC_PATH = Path(__file__).parent / "github" / "rest-subset.json"
+DOCS = "https://docs.github.com/rest"
+REPO = "octo/demo"
+REPO_ID = 4242
+USER_TOKEN = "ghp_userTOKEN0123456789abcdefXYZ"
+INTEGRATION_TOKEN = "ghs_integrationTOKEN9876543210xyz"
+BOT_LOGIN = "github-actions[bot]"
+EPOCH = 1767225600  # 2026-01-01T00:00:00Z
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+    raw: str
+
+
+@dataclass
+class Fault:
+    method: str
+    pattern: re.Pattern[str]
+    times: int
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    mode: str = "status"  # "status" | "drop" | "hang"
+    seconds: float = 0.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, errors: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+
+
+def _iso(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(EPOCH + seconds))
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    def part(m: re.Match[str]) -> str:
+        return f"(?P<{m.group(1)}>.+)" if m.group(1) == "sha" else f"(?P<{m.group(1)}>[^/]+)"
+
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", part, re.escape(template)) + "$")
+
+
+def _json_type_ok(value: Any, kind: str) -> bool:
+    return {
+        "string": isinstance(value, str),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+        "object": isinstance(value, dict),
+        "array": isinstance(value, list),
+    }.get(kind, True)
+
+
+def validate(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
+    """Errors of ``value`` against a (stripped) OpenAPI request schema."""
+    errors: list[str] = []
+    if value is None:
+        return [] if schema.get("nullable") else [f"{where or 'body'} must not be null"]
+    kind = schema.get("type")
+    if isinstance(kind, str) and not _json_type_ok(value, kind):
+        return [f"{where or 'body'} must be of type {kind}"]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{where} {value!r} is not one of {schema['enum']}")
+    if isinstance(value, str) and len(value) > schema.get("maxLength", math.inf):
+        errors.append(f"{where} is longer than {schema['maxLength']} characters")
+    if isinstance(value, list):
+        if len(value) > schema.get("maxItems", math.inf):
+            errors.append(f"{where} has more than {schema['maxItems']} items")
+        for i, item in enumerate(value):
+            errors += validate(item, schema.get("items", {}), f"{where}/{i}")
+    if isinstance(value, dict):
+        for name in schema.get("required", []):
+            if name not in value:
+                errors.append(f"{where or 'body'} is missing required field {name!r}")
+        for name, sub in schema.get("properties", {}).items():
+            if name in value:
+                errors += validate(value[name], sub, f"{where}/{name}")
+    if "anyOf" in schema and not any(not validate(value, s, where) for s in schema["anyOf"]):
+        errors.append(f"{where or 'body'} matches none of the allowed forms")
+    return errors
+
+
+def check_response(value: Any, shape: dict[str, Any], where: str = "response") -> list[str]:
+    """Errors of a response against the shallow shape vendored for it (our own self-check)."""
+    if "oneOf" in shape:
+        results = [check_response(value, s, where) for s in shape["oneOf"]]
+        return [] if any(not r for r in results) else min(results, key=len)
+    if shape.get("type") == "array":
+        if not isinstance(value, list):
+            return [f"{where} is not an array"]
+        return [e for i, v in enumerate(value) for e in check_response(v, shape["items"], where)]
+    if not isinstance(value, dict):
+        return [f"{where} is not an object"]
+    errors = [f"{where} lacks {name!r}" for name in shape.get("required", []) if name not in value]
+    for name, prop in shape.get("properties", {}).items():
+        if name not in value or (value[name] is None and prop.get("nullable")):
+            continue
+        kinds = prop.get("type") or []
+        if kinds and not any(_json_type_ok(value[name], k) for k in kinds):
+            errors.append(f"{where}.{name} is not {kinds}")
+    return errors
+
+
+class FakeGitHub:
+    """GitHub's REST API for one repository (``octo/demo``), on a loopback port."""
+
+    def __init__(self) -> None:
+        self.spec: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+        self.routes = [
+            (_template_regex(t), t, ops) for t, ops in self.spec["paths"].items()
+        ]
+        self.url = ""
+        self.repo = REPO
+        self.token = USER_TOKEN
+        self.integration_token = INTEGRATION_TOKEN
+        self.users: dict[str, dict[str, Any]] = {}
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.requests: list[Recorded] = []
+        self.violations: list[str] = []
+        self.comments: dict[int, list[dict[str, Any]]] = {}
+        self.pulls: dict[int, dict[str, Any]] = {}
+        self.check_runs: dict[int, dict[str, Any]] = {}
+        self.statuses: list[dict[str, Any]] = []
+        self.used: dict[str, int] = {}
+        self.faults: list[Fault] = []
+        self._ids = itertools.count(1001)
+        self._clock = itertools.count(60)
+        self.lock = threading.RLock()
+        self.reset_at = int(time.time()) + 3600
+        self.add_token(USER_TOKEN, self.add_user("octocat"), limit=5000)
+        self.add_token(INTEGRATION_TOKEN, self.add_user(BOT_LOGIN, kind="Bot"), limit=1000)
+        self.add_user("someone-else")
+        self.add_pull(7, head_sha="a" * 40)
+        self.add_pull(8, head_sha="b" * 40)
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> FakeGitHub:
+        fake = self
+
+        class Handler(_Handler):
+            server_fake = fake
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        httpd.block_on_close = False
+        httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
+        self._httpd = httpd
+        self.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        self._thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    # -- seeding --------------------------------------------------------------------------------
+
+    def add_user(self, login: str, *, kind: str = "User") -> dict[str, Any]:
+        uid = 1000 + len(self.users) + 1 if kind == "User" else 41898282
+        base = f"{self.url or 'https://api.github.com'}/users/{login}"
+        user = {
+            "login": login,
+            "id": uid,
+            "node_id": f"MDQ6VXNlcj{uid}",
+            "avatar_url": f"https://avatars.example/u/{uid}",
+            "gravatar_id": "",
+            "url": base,
+            "html_url": f"https://github.com/{login}",
+            "followers_url": f"{base}/followers",
+            "following_url": f"{base}/following{{/other_user}}",
+            "gists_url": f"{base}/gists{{/gist_id}}",
+            "starred_url": f"{base}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{base}/subscriptions",
+            "organizations_url": f"{base}/orgs",
+            "repos_url": f"{base}/repos",
+            "events_url": f"{base}/events{{/privacy}}",
+            "received_events_url": f"{base}/received_events",
+            "type": kind,
+            "site_admin": False,
+            "user_view_type": "public",
+        }
+        self.users[login] = user
+        return user
+
+    def add_token(self, token: str, user: dict[str, Any], *, limit: int = 5000) -> None:
+        self.tokens[token] = {"user": user, "limit": limit}
+
+    def add_pull(self, number: int, *, head_sha: str) -> dict[str, Any]:
+        self.pulls[number] = {"number": number, "head_sha": head_sha}
+        self.comments.setdefault(number, [])
+        return self.pulls[number]
+
+    def add_comment(self, pr: int, body: str, *, user: str = "someone-else") -> dict[str, Any]:
+        with self.lock:
+            author = self.users.get(user) or self.add_user(user)
+            cid = next(self._ids)
+            stamp = _iso(next(self._clock))
+            comment = {
+                "id": cid,
+                "node_id": f"IC_kwDO{cid}",
+                "url": f"{self.url}/repos/{REPO}/issues/comments/{cid}",
+                "html_url": f"https://github.com/{REPO}/pull/{pr}#issuecomment-{cid}",
+                "issue_url": f"{self.url}/repos/{REPO}/issues/{pr}",
+                "body": body,
+                "user": author,
+                "created_at": stamp,
+                "updated_at": stamp,
+                "author_association": "MEMBER" if author["type"] == "User" else "NONE",
+                "performed_via_github_app": None,
+            }
+            self.comments.setdefault(pr, []).append(comment)
+            return comment
+
+    def add_comments(
+        self, pr: int, count: int, *, user: str = "someone-else", body: str = "comment {i}"
+    ) -> list[dict[str, Any]]:
+        return [self.add_comment(pr, body.format(i=i), user=user) for i in range(count)]
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        *,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        times: int = 1,
+    ) -> None:
+        self.faults.append(
+            Fault(method.upper(), re.compile(path_regex), times, status, dict(headers or {}), body)
+        )
+
+    def drop(self, method: str, path_regex: str, *, times: int = 1) -> None:
+        """Close the connection without answering."""
+        self.faults.append(Fault(method.upper(), re.compile(path_regex), times, mode="drop"))
+
+    def hang(self, method: str, path_regex: str, *, seconds: float = 1.5, times: int = 1) -> None:
+        """Answer only after ``seconds`` (longer than the client's timeout)."""
+        self.faults.append(
+            Fault(method.upper(), re.compile(path_regex), times, mode="hang", seconds=seconds)
+        )
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.method == method and fault.pattern.search(path):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    # -- queries for tests ----------------------------------------------------------------------
+
+    def requests_to(self, method: str, path_regex: str = "") -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and re.search(path_regex, r.path)]
+
+    def rate_headers(self, token: str | None) -> dict[str, str]:
+        info = self.tokens.get(token or "", {"limit": 60})
+        used = self.used.get(token or "", 0)
+        return {
+            "x-ratelimit-limit": str(info["limit"]),
+            "x-ratelimit-remaining": str(max(info["limit"] - used, 0)),
+            "x-ratelimit-reset": str(self.reset_at),
+            "x-ratelimit-used": str(used),
+            "x-ratelimit-resource": "core",
+        }
+
+    # -- the API --------------------------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """(template, operation, path params) or ApiError 404 like GitHub."""
+        m = re.match(rf"^/repositories/{REPO_ID}(/.*)$", path)
+        if m:
+            path = f"/repos/{REPO}{m.group(1)}"
+        for regex, template, ops in self.routes:
+            found = regex.match(path)
+            if found and method.lower() in ops:
+                return template, ops[method.lower()], found.groupdict()
+        self.violations.append(f"{method} {path}: no such operation in GitHub's REST description")
+        raise ApiError(404, "Not Found")
+
+    def check_request(
+        self, op: dict[str, Any], params: dict[str, str], query: dict[str, list[str]], body: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Path/query parameters converted, or ApiError like GitHub; violations recorded."""
+        where = op["operationId"]
+        values: dict[str, Any] = {}
+        known = {p["name"]: p for p in op["parameters"]}
+        for name, raw in params.items():
+            if known.get(name, {}).get("schema", {}).get("type") == "integer":
+                if not raw.isdigit():
+                    self.violations.append(f"{where}: path parameter {name}={raw!r} not integer")
+                    raise ApiError(404, "Not Found")
+                values[name] = int(raw)
+            else:
+                values[name] = raw
+        for name, raws in query.items():
+            spec = known.get(name)
+            if spec is None or spec["in"] != "query":
+                self.violations.append(f"{where}: unknown query parameter {name!r}")
+                continue
+            if spec["schema"].get("type") == "integer":
+                if not raws[-1].isdigit():
+                    self.violations.append(f"{where}: {name}={raws[-1]!r} is not an integer")
+                    raise ApiError(422, f"Invalid value for {name}")
+                values[name] = int(raws[-1])
+        if values.get("per_page", 0) > 100:
+            # GitHub caps per_page at 100 silently; a client that asks for more is wrong.
+            self.violations.append(f"{where}: per_page={values['per_page']} > 100")
+            values["per_page"] = 100
+        if "requestBody" in op:
+            if body is None and op["requestBody"]["required"]:
+                self.violations.append(f"{where}: request body missing")
+                raise ApiError(400, "Problems parsing JSON")
+            errors = validate(body, op["requestBody"]["schema"])
+            if errors:
+                self.violations.append(f"{where}: " + "; ".join(errors))
+                raise ApiError(
+                    422,
+                    "Invalid request.\n\n" + "\n".join(errors),
+                    [{"resource": where.split("/")[0], "code": "invalid", "message": e}
+                     for e in errors],
+                )
+        return values, body if isinstance(body, dict) else {}
+
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], raw: str
+    ) -> tuple[int, dict[str, str], Any]:
+        split = urlsplit(target)
+        path, query = split.path, parse_qs(split.query, keep_blank_values=True)
+        token = _token_of(headers.get("authorization", ""))
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+        with self.lock:
+            self.requests.append(Recorded(method, path, query, headers, body, raw))
+            if token in self.tokens:
+                self.used[token] = self.used.get(token, 0) + 1
+        if headers.get("accept") != "application/vnd.github+json":
+            self.violations.append(f"{method} {path}: Accept is {headers.get('accept')!r}")
+        if headers.get("x-github-api-version") != "2022-11-28":
+            self.violations.append(f"{method} {path}: no X-GitHub-Api-Version 2022-11-28")
+        if not headers.get("user-agent"):
+            self.violations.append(f"{method} {path}: no User-Agent")
+            raise ApiError(403, "Request forbidden by administrative rules. "
+                           "Please make sure your request has a User-Agent header")
+        if raw and body is None:
+            self.violations.append(f"{method} {path}: body is not JSON")
+            raise ApiError(400, "Problems parsing JSON")
+        template, op, params = self.route(method, path)
+        values, data = self.check_request(op, params, query, body)
+        if token not in self.tokens:
+            raise ApiError(401, "Requires authentication" if not token else "Bad credentials")
+        if "owner" in values and f"{values['owner']}/{values['repo']}".lower() != REPO:
+            raise ApiError(404, "Not Found")
+        user = self.tokens[token]["user"]
+        status, extra, answer = self._answer(method, template, values, data, user, query)
+        code = next((c for c in op["responses"] if c.startswith("2")), "200")
+        shape = op["responses"].get(str(status)) or op["responses"].get(code) or {}
+        if shape:
+            for problem in check_response(answer, shape, op["operationId"]):
+                self.violations.append(f"fake answered off-spec: {problem}")
+        return status, extra, answer
+
+    def _answer(
+        self,
+        method: str,
+        template: str,
+        v: dict[str, Any],
+        data: dict[str, Any],
+        user: dict[str, Any],
+        query: dict[str, list[str]],
+    ) -> tuple[int, dict[str, str], Any]:
+        is_bot = user["type"] == "Bot"
+        if template == "/user":
+            if is_bot:
+                raise ApiError(403, "Resource not accessible by integration")
+            return 200, {}, dict(user, name=None, company=None, blog="", location=None,
+                                 email=None, hireable=None, bio=None, public_repos=1,
+                                 public_gists=0, followers=0, following=0,
+                                 created_at=_iso(0), updated_at=_iso(0))
+        if template.endswith("/issues/{issue_number}/comments"):
+            pr = v["issue_number"]
+            if pr not in self.pulls:
+                raise ApiError(404, "Not Found")
+            if method == "GET":
+                return self._page(pr, v.get("per_page", 30), v.get("page", 1))
+            self._check_length(data["body"])
+            return 201, {}, self.add_comment(pr, data["body"], user=user["login"])
+        if template.endswith("/issues/comments/{comment_id}"):
+            comment = next(
+                (c for cs in self.comments.values() for c in cs if c["id"] == v["comment_id"]),
+                None,
+            )
+            if comment is None:
+                raise ApiError(404, "Not Found")
+            if comment["user"]["login"] != user["login"] and is_bot:
+                raise ApiError(403, "Resource not accessible by integration")
+            self._check_length(data["body"])
+            comment["body"] = data["body"]
+            comment["updated_at"] = _iso(next(self._clock))
+            return 200, {}, comment
+        if template.endswith("/pulls/{pull_number}"):
+            pull = self.pulls.get(v["pull_number"])
+            if pull is None:
+                raise ApiError(404, "Not Found")
+            return 200, {}, self._pull_json(pull)
+        if template.endswith("/check-runs"):
+            if not is_bot:
+                raise ApiError(403, "You must authenticate via a GitHub App.")
+            return 201, {}, self._new_check_run(data)
+        if template.endswith("/check-runs/{check_run_id}"):
+            run = self.check_runs.get(v["check_run_id"])
+            if run is None:
+                raise ApiError(404, "Not Found")
+            out = data.get("output") or {}
+            run["annotations"] += out.get("annotations", [])
+            run["json"]["output"].update(
+                {k: out[k] for k in ("title", "summary", "text") if k in out},
+                annotations_count=len(run["annotations"]),
+            )
+            return 200, {}, run["json"]
+        if template.endswith("/statuses/{sha}"):
+            sid = next(self._ids)
+            status = {
+                "url": f"{self.url}/repos/{REPO}/statuses/{v['sha']}",
+                "avatar_url": user["avatar_url"],
+                "id": sid,
+                "node_id": f"SC_{sid}",
+                "state": data["state"],
+                "description": data.get("description"),
+                "target_url": data.get("target_url"),
+                "context": data.get("context", "default"),
+                "created_at": _iso(next(self._clock)),
+                "updated_at": _iso(next(self._clock)),
+                "creator": user,
+            }
+            if status["description"] and len(status["description"]) > 140:
+                raise ApiError(422, "Validation Failed", [
+                    {"resource": "Status", "code": "custom", "field": "description",
+                     "message": "description is too long (maximum is 140 characters)"}])
+            self.statuses.append(status)
+            return 201, {}, status
+        raise ApiError(404, "Not Found")
+
+    def _check_length(self, body: str) -> None:
+        if len(body) > 65536:
+            raise ApiError(422, "Validation Failed", [
+                {"resource": "IssueComment", "code": "unprocessable", "field": "data",
+                 "message": "Body is too long (maximum is 65536 characters)"}])
+
+    def _page(self, pr: int, per_page: int, page: int) -> tuple[int, dict[str, str], Any]:
+        per_page = max(per_page, 1)
+        comments = self.comments[pr]
+        last = max(math.ceil(len(comments) / per_page), 1)
+        items = comments[(page - 1) * per_page : page * per_page]
+        base = f"{self.url}/repositories/{REPO_ID}/issues/{pr}/comments?per_page={per_page}&page="
+        rels = []
+        if page < last:
+            rels += [f'<{base}{page + 1}>; rel="next"', f'<{base}{last}>; rel="last"']
+        if page > 1:
+            rels += [f'<{base}{min(page - 1, last)}>; rel="prev"', f'<{base}1>; rel="first"']
+        return 200, ({"Link": ", ".join(rels)} if rels else {}), items
+
+    def _new_check_run(self, data: dict[str, Any]) -> dict[str, Any]:
+        rid = next(self._ids)
+        out = data.get("output") or {}
+        stamp = _iso(next(self._clock))
+        app = {"id": 15368, "slug": "github-actions", "node_id": "MDM6QXBwMTUzNjg",
+               "owner": self.users[BOT_LOGIN], "name": "GitHub Actions", "description": "",
+               "external_url": "https://help.github.com/en/actions",
+               "html_url": "https://github.com/apps/github-actions", "created_at": _iso(0),
+               "updated_at": _iso(0), "permissions": {}, "events": []}
+        run = {
+            "id": rid,
+            "node_id": f"CR_{rid}",
+            "head_sha": data["head_sha"],
+            "name": data["name"],
+            "external_id": data.get("external_id", ""),
+            "url": f"{self.url}/repos/{REPO}/check-runs/{rid}",
+            "html_url": f"https://github.com/{REPO}/runs/{rid}",
+            "details_url": data.get("details_url", f"https://github.com/{REPO}/runs/{rid}"),
+            "status": data.get("status", "completed" if "conclusion" in data else "queued"),
+            "conclusion": data.get("conclusion"),
+            "started_at": data.get("started_at", stamp),
+            "completed_at": stamp if "conclusion" in data else None,
+            "output": {
+                "title": out.get("title"),
+                "summary": out.get("summary"),
+                "text": out.get("text"),
+                "annotations_count": len(out.get("annotations", [])),
+                "annotations_url": f"{self.url}/repos/{REPO}/check-runs/{rid}/annotations",
+            },
+            "check_suite": {"id": rid + 1},
+            "app": app,
+            "pull_requests": [],
+        }
+        self.check_runs[rid] = {"json": run, "annotations": list(out.get("annotations", []))}
+        return run
+
+    def _pull_json(self, pull: dict[str, Any]) -> dict[str, Any]:
+        n = pull["number"]
+        api = f"{self.url}/repos/{REPO}"
+        owner = self.users["octocat"]
+        repo = {"id": REPO_ID, "name": "demo", "full_name": REPO, "owner": owner,
+                "private": False, "html_url": f"https://github.com/{REPO}", "url": api}
+        return {
+            "url": f"{api}/pulls/{n}", "id": 9000 + n, "node_id": f"PR_{n}",
+            "html_url": f"https://github.com/{REPO}/pull/{n}",
+            "diff_url": f"https://github.com/{REPO}/pull/{n}.diff",
+            "patch_url": f"https://github.com/{REPO}/pull/{n}.patch",
+            "issue_url": f"{api}/issues/{n}", "commits_url": f"{api}/pulls/{n}/commits",
+            "review_comments_url": f"{api}/pulls/{n}/comments",
+            "review_comment_url": f"{api}/pulls/comments{{/number}}",
+            "comments_url": f"{api}/issues/{n}/comments",
+            "statuses_url": f"{api}/statuses/{pull['head_sha']}",
+            "number": n, "state": "open", "locked": False, "title": f"Change {n}",
+            "user": owner, "body": None, "labels": [], "milestone": None,
+            "active_lock_reason": None, "created_at": _iso(0), "updated_at": _iso(1),
+            "closed_at": None, "merged_at": None, "merge_commit_sha": None,
+            "assignee": None, "assignees": [], "requested_reviewers": [],
+            "requested_teams": [],
+            "head": {"label": f"octo:feature-{n}", "ref": f"feature-{n}",
+                     "sha": pull["head_sha"], "user": owner, "repo": repo},
+            "base": {"label": "octo:main", "ref": "main", "sha": "0" * 40, "user": owner,
+                     "repo": repo},
+            "_links": {"self": {"href": f"{api}/pulls/{n}"}},
+            "author_association": "OWNER", "auto_merge": None, "draft": False,
+            "merged": False, "mergeable": True, "rebaseable": True,
+            "mergeable_state": "clean", "merged_by": None, "comments": len(self.comments[n]),
+            "review_comments": 0, "maintainer_can_modify": False, "commits": 1,
+            "additions": 1, "deletions": 0, "changed_files": 1,
+        }
+
+
+def _token_of(authorization: str) -> str | None:
+    scheme, _, value = authorization.partition(" ")
+    return value.strip() if scheme.lower() in ("bearer", "token") and value.strip() else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_fake: FakeGitHub
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def _serve(self) -> None:
+        fake = self.server_fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode("utf-8") if length else ""
+        path = urlsplit(self.path).path
+        fault = fake._take_fault(self.command, path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        token = _token_of(headers.get("authorization", ""))
+        if fault and fault.mode == "drop":
+            fake.requests.append(Recorded(self.command, path, {}, headers, None, raw))
+            self.close_connection = True
+            return
+        if fault and fault.mode == "hang":
+            time.sleep(fault.seconds)
+        if fault and fault.mode == "status":
+            fake.requests.append(
+                Recorded(self.command, path, parse_qs(urlsplit(self.path).query), headers,
+                         None, raw)
+            )
+            body = fault.body
+            if body is None:
+                body = {"message": _reason(fault.status), "documentation_url": DOCS,
+                        "status": str(fault.status)}
+            extra = fake.rate_headers(token) | fault.headers
+            self._reply(fault.status, extra, body)
+            return
+        try:
+            status, extra, body = fake.handle(self.command, self.path, headers, raw)
+        except ApiError as exc:
+            status, extra = exc.status, {}
+            body = {"message": exc.message, "documentation_url": DOCS, "status": str(status)}
+            if exc.errors is not None:
+                body["errors"] = exc.errors
+        self._reply(status, fake.rate_headers(token) | extra, body)
+
+    def _reply(self, status: int, headers: dict[str, str], body: Any) -> None:
+        data = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    """A started fake GitHub (``.url``, ``.repo``, ``.token``, ``.integration_token``)."""
+    server = FakeGitHub().start()
+    try:
+        yield server
+    finally:
+        server.stop()
