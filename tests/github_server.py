@@ -141,9 +141,7 @@ class FakeGitHub:
 
     def __init__(self) -> None:
         self.spec: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
-        self.routes = [
-            (_template_regex(t), t, ops) for t, ops in self.spec["paths"].items()
-        ]
+        self.routes = [(_template_regex(t), t, ops) for t, ops in self.spec["paths"].items()]
         self.url = ""
         self.repo = REPO
         self.token = USER_TOKEN
@@ -184,7 +182,9 @@ class FakeGitHub:
         httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self._httpd = httpd
         self.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        self._thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -360,8 +360,10 @@ class FakeGitHub:
                 raise ApiError(
                     422,
                     "Invalid request.\n\n" + "\n".join(errors),
-                    [{"resource": where.split("/")[0], "code": "invalid", "message": e}
-                     for e in errors],
+                    [
+                        {"resource": where.split("/")[0], "code": "invalid", "message": e}
+                        for e in errors
+                    ],
                 )
         return values, body if isinstance(body, dict) else {}
 
@@ -387,8 +389,11 @@ class FakeGitHub:
             self.violations.append(f"{method} {path}: no X-GitHub-Api-Version 2022-11-28")
         if not headers.get("user-agent"):
             self.violations.append(f"{method} {path}: no User-Agent")
-            raise ApiError(403, "Request forbidden by administrative rules. "
-                           "Please make sure your request has a User-Agent header")
+            raise ApiError(
+                403,
+                "Request forbidden by administrative rules. "
+                "Please make sure your request has a User-Agent header",
+            )
         if raw and body is None:
             self.violations.append(f"{method} {path}: body is not JSON")
             raise ApiError(400, "Problems parsing JSON")
@@ -420,10 +425,26 @@ class FakeGitHub:
         if template == "/user":
             if is_bot:
                 raise ApiError(403, "Resource not accessible by integration")
-            return 200, {}, dict(user, name=None, company=None, blog="", location=None,
-                                 email=None, hireable=None, bio=None, public_repos=1,
-                                 public_gists=0, followers=0, following=0,
-                                 created_at=_iso(0), updated_at=_iso(0))
+            return (
+                200,
+                {},
+                dict(
+                    user,
+                    name=None,
+                    company=None,
+                    blog="",
+                    location=None,
+                    email=None,
+                    hireable=None,
+                    bio=None,
+                    public_repos=1,
+                    public_gists=0,
+                    followers=0,
+                    following=0,
+                    created_at=_iso(0),
+                    updated_at=_iso(0),
+                ),
+            )
         if template.endswith("/issues/{issue_number}/comments"):
             pr = v["issue_number"]
             if pr not in self.pulls:
@@ -481,18 +502,36 @@ class FakeGitHub:
                 "creator": user,
             }
             if status["description"] and len(status["description"]) > 140:
-                raise ApiError(422, "Validation Failed", [
-                    {"resource": "Status", "code": "custom", "field": "description",
-                     "message": "description is too long (maximum is 140 characters)"}])
+                raise ApiError(
+                    422,
+                    "Validation Failed",
+                    [
+                        {
+                            "resource": "Status",
+                            "code": "custom",
+                            "field": "description",
+                            "message": "description is too long (maximum is 140 characters)",
+                        }
+                    ],
+                )
             self.statuses.append(status)
             return 201, {}, status
         raise ApiError(404, "Not Found")
 
     def _check_length(self, body: str) -> None:
         if len(body) > 65536:
-            raise ApiError(422, "Validation Failed", [
-                {"resource": "IssueComment", "code": "unprocessable", "field": "data",
-                 "message": "Body is too long (maximum is 65536 characters)"}])
+            raise ApiError(
+                422,
+                "Validation Failed",
+                [
+                    {
+                        "resource": "IssueComment",
+                        "code": "unprocessable",
+                        "field": "data",
+                        "message": "Body is too long (maximum is 65536 characters)",
+                    }
+                ],
+            )
 
     def _page(self, pr: int, per_page: int, page: int) -> tuple[int, dict[str, str], Any]:
         per_page = max(per_page, 1)
@@ -511,11 +550,20 @@ class FakeGitHub:
         rid = next(self._ids)
         out = data.get("output") or {}
         stamp = _iso(next(self._clock))
-        app = {"id": 15368, "slug": "github-actions", "node_id": "MDM6QXBwMTUzNjg",
-               "owner": self.users[BOT_LOGIN], "name": "GitHub Actions", "description": "",
-               "external_url": "https://help.github.com/en/actions",
-               "html_url": "https://github.com/apps/github-actions", "created_at": _iso(0),
-               "updated_at": _iso(0), "permissions": {}, "events": []}
+        app = {
+            "id": 15368,
+            "slug": "github-actions",
+            "node_id": "MDM6QXBwMTUzNjg",
+            "owner": self.users[BOT_LOGIN],
+            "name": "GitHub Actions",
+            "description": "",
+            "external_url": "https://help.github.com/en/actions",
+            "html_url": "https://github.com/apps/github-actions",
+            "created_at": _iso(0),
+            "updated_at": _iso(0),
+            "permissions": {},
+            "events": [],
+        }
         run = {
             "id": rid,
             "node_id": f"CR_{rid}",
@@ -547,34 +595,76 @@ class FakeGitHub:
         n = pull["number"]
         api = f"{self.url}/repos/{REPO}"
         owner = self.users["octocat"]
-        repo = {"id": REPO_ID, "name": "demo", "full_name": REPO, "owner": owner,
-                "private": False, "html_url": f"https://github.com/{REPO}", "url": api}
+        repo = {
+            "id": REPO_ID,
+            "name": "demo",
+            "full_name": REPO,
+            "owner": owner,
+            "private": False,
+            "html_url": f"https://github.com/{REPO}",
+            "url": api,
+        }
         return {
-            "url": f"{api}/pulls/{n}", "id": 9000 + n, "node_id": f"PR_{n}",
+            "url": f"{api}/pulls/{n}",
+            "id": 9000 + n,
+            "node_id": f"PR_{n}",
             "html_url": f"https://github.com/{REPO}/pull/{n}",
             "diff_url": f"https://github.com/{REPO}/pull/{n}.diff",
             "patch_url": f"https://github.com/{REPO}/pull/{n}.patch",
-            "issue_url": f"{api}/issues/{n}", "commits_url": f"{api}/pulls/{n}/commits",
+            "issue_url": f"{api}/issues/{n}",
+            "commits_url": f"{api}/pulls/{n}/commits",
             "review_comments_url": f"{api}/pulls/{n}/comments",
             "review_comment_url": f"{api}/pulls/comments{{/number}}",
             "comments_url": f"{api}/issues/{n}/comments",
             "statuses_url": f"{api}/statuses/{pull['head_sha']}",
-            "number": n, "state": "open", "locked": False, "title": f"Change {n}",
-            "user": owner, "body": None, "labels": [], "milestone": None,
-            "active_lock_reason": None, "created_at": _iso(0), "updated_at": _iso(1),
-            "closed_at": None, "merged_at": None, "merge_commit_sha": None,
-            "assignee": None, "assignees": [], "requested_reviewers": [],
+            "number": n,
+            "state": "open",
+            "locked": False,
+            "title": f"Change {n}",
+            "user": owner,
+            "body": None,
+            "labels": [],
+            "milestone": None,
+            "active_lock_reason": None,
+            "created_at": _iso(0),
+            "updated_at": _iso(1),
+            "closed_at": None,
+            "merged_at": None,
+            "merge_commit_sha": None,
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [],
             "requested_teams": [],
-            "head": {"label": f"octo:feature-{n}", "ref": f"feature-{n}",
-                     "sha": pull["head_sha"], "user": owner, "repo": repo},
-            "base": {"label": "octo:main", "ref": "main", "sha": "0" * 40, "user": owner,
-                     "repo": repo},
+            "head": {
+                "label": f"octo:feature-{n}",
+                "ref": f"feature-{n}",
+                "sha": pull["head_sha"],
+                "user": owner,
+                "repo": repo,
+            },
+            "base": {
+                "label": "octo:main",
+                "ref": "main",
+                "sha": "0" * 40,
+                "user": owner,
+                "repo": repo,
+            },
             "_links": {"self": {"href": f"{api}/pulls/{n}"}},
-            "author_association": "OWNER", "auto_merge": None, "draft": False,
-            "merged": False, "mergeable": True, "rebaseable": True,
-            "mergeable_state": "clean", "merged_by": None, "comments": len(self.comments[n]),
-            "review_comments": 0, "maintainer_can_modify": False, "commits": 1,
-            "additions": 1, "deletions": 0, "changed_files": 1,
+            "author_association": "OWNER",
+            "auto_merge": None,
+            "draft": False,
+            "merged": False,
+            "mergeable": True,
+            "rebaseable": True,
+            "mergeable_state": "clean",
+            "merged_by": None,
+            "comments": len(self.comments[n]),
+            "review_comments": 0,
+            "maintainer_can_modify": False,
+            "commits": 1,
+            "additions": 1,
+            "deletions": 0,
+            "changed_files": 1,
         }
 
 
@@ -587,7 +677,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_fake: FakeGitHub
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _serve(self) -> None:
@@ -606,13 +696,17 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.seconds)
         if fault and fault.mode == "status":
             fake.requests.append(
-                Recorded(self.command, path, parse_qs(urlsplit(self.path).query), headers,
-                         None, raw)
+                Recorded(
+                    self.command, path, parse_qs(urlsplit(self.path).query), headers, None, raw
+                )
             )
             body = fault.body
             if body is None:
-                body = {"message": _reason(fault.status), "documentation_url": DOCS,
-                        "status": str(fault.status)}
+                body = {
+                    "message": _reason(fault.status),
+                    "documentation_url": DOCS,
+                    "status": str(fault.status),
+                }
             extra = fake.rate_headers(token) | fault.headers
             self._reply(fault.status, extra, body)
             return

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from github_server import FakeGitHub
 from mlci.errors import EXIT_EXTERNAL, GitHubError
 from mlci.github import (
     CHECK_TEXT_LIMIT,
@@ -24,6 +23,8 @@ from mlci.github import (
     write_outputs,
     write_step_summary,
 )
+
+from github_server import FakeGitHub
 
 MARKER = marker_for("main")
 HEAD = "a" * 40
@@ -65,7 +66,7 @@ def test_updates_our_comment_on_a_later_page(
     github.add_comment(7, "no marker here", user="octocat")
     github.add_comment(7, f"{MARKER}\nold report", user="octocat")
     github.add_comments(7, 250 - ours_at, user="someone-else")
-    ours = [c for c in github.comments[7] if c["body"] == f"{MARKER}\nold report"][0]
+    ours = next(c for c in github.comments[7] if c["body"] == f"{MARKER}\nold report")
     assert len(github.comments[7]) == 250
     gh = client(github, sleeps)
 
@@ -264,9 +265,7 @@ def test_primary_rate_limit_waits_until_reset(github: FakeGitHub, sleeps: Sleeps
     assert len(sleeps) == 1 and 17 <= sleeps[0] <= 20
 
 
-def test_secondary_limit_without_headers_waits_a_minute(
-    github: FakeGitHub, sleeps: Sleeps
-) -> None:
+def test_secondary_limit_without_headers_waits_a_minute(github: FakeGitHub, sleeps: Sleeps) -> None:
     github.fail(
         "GET",
         "/pulls/7$",
@@ -413,8 +412,10 @@ def test_invalid_check_run_gets_the_servers_422(github: FakeGitHub, sleeps: Slee
 
 
 def test_check_run_annotations_go_in_batches_of_50(github: FakeGitHub, sleeps: Sleeps) -> None:
-    notes = [Annotation(f"data/f{i}.csv", f"row {i} bad", "invalid", "warning", i + 1, i + 1)
-             for i in range(120)]
+    notes = [
+        Annotation(f"data/f{i}.csv", f"row {i} bad", "invalid", "warning", i + 1, i + 1)
+        for i in range(120)
+    ]
     gh = client(github, sleeps, github.integration_token)
     url = gh.create_check_run(HEAD, "mlci", "failure", "Gate failed", "x" * 70_000, notes)
     posts, patches = github.requests_to("POST"), github.requests_to("PATCH")
@@ -505,7 +506,7 @@ def test_small_step_summary_is_appended_whole(tmp_path: Path) -> None:
     assert path.read_text() == "# one\n# two\n"
 
 
-# -- secrets ----------------------------------------------------------------------------------------
+# -- secrets ---------------------------------------------------------------------------------
 
 
 def test_token_only_ever_in_the_authorization_header(github: FakeGitHub, sleeps: Sleeps) -> None:
