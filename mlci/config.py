@@ -47,6 +47,7 @@ class Settings:
     dvc_remote: str | None = None
     github_api_url: str | None = None
     comment: bool = True
+    check_run: bool = False
     step_summary: bool = True
     promote_branch: str = "main"
     allow_untrusted: bool = False

@@ -271,11 +271,37 @@ def pr_check(
     with _timed(state, "publish", on_stage):
         if save is not None:
             publish.save_artifact(save, settings, ctx, markdown, verdict)
-        published = publish.publish(settings, ctx, markdown, verdict)
+        published = publish.publish(settings, ctx, markdown, verdict, annotations_of(root, state))
     result = CheckResult(verdict, markdown, published, state)
     if state.error is not None:
         raise state.error
     return result
+
+
+def annotations_of(root: Path, state: CheckState) -> list[Any]:
+    """Check-run annotations: every validation failure and every failed gate."""
+    from mlci.github import Annotation
+
+    out = []
+    if state.validation is not None:
+        for f in state.validation.files:
+            out += [
+                Annotation(
+                    f.path,
+                    f"{x.count} rows fail {x.check} in column {x.column}",
+                    "mlci data validation",
+                )
+                for x in f.failures
+            ]
+    if state.comparison is not None:
+        try:
+            where = data.read_pipeline(root).metrics[0]
+        except (MlciError, IndexError):
+            where = "dvc.yaml"
+        out += [
+            Annotation(where, m.message, f"mlci gate: {m.name}") for m in state.comparison.failed
+        ]
+    return out
 
 
 def _head_sha(root: Path, ctx: CIContext) -> str | None:

@@ -6,8 +6,10 @@ The file and the summary are written first, so a failure to post never loses the
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlci import ci
 from mlci.ci import CIContext
@@ -25,6 +27,7 @@ class Published:
     comment_url: str | None = None
     skipped: str | None = None
     error: MlciError | None = None
+    check_url: str | None = None
 
 
 def marker(report_name: str) -> str:
@@ -66,7 +69,52 @@ def post_comment(settings: Settings, ctx: CIContext, markdown: str) -> str:
     return result.url
 
 
-def publish(settings: Settings, ctx: CIContext, markdown: str, verdict: Verdict) -> Published:
+CONCLUSIONS = {
+    "passed": "success",
+    "failed": "failure",
+    "data-invalid": "failure",
+    "error": "failure",
+}
+STATES = {"passed": "success", "failed": "failure", "data-invalid": "failure", "error": "error"}
+
+
+def post_check(
+    settings: Settings, ctx: CIContext, markdown: str, verdict: Verdict, annotations: Sequence[Any]
+) -> str | None:
+    """A check run with annotations; a commit status where the token may not create one."""
+    from mlci.github import GitHubClient
+
+    token = ci.token()
+    if not token or not ctx.repository or not ctx.head_sha:
+        return None
+    client = GitHubClient(settings.github_api_url or DEFAULT_API_URL, token, ctx.repository)
+    name = f"mlci: {settings.report_name}"
+    try:
+        return client.create_check_run(
+            ctx.head_sha,
+            name,
+            CONCLUSIONS[verdict.status],
+            verdict.summary[:200] or verdict.status,
+            markdown,
+            annotations,
+        )
+    except GitHubError as exc:
+        if "checks: write" not in exc.one_line():
+            raise
+    client.set_commit_status(
+        ctx.head_sha, STATES[verdict.status], verdict.summary, name, ctx.run_url
+    )
+    return None
+
+
+def publish(
+    settings: Settings,
+    ctx: CIContext,
+    markdown: str,
+    verdict: Verdict,
+    annotations: Sequence[Any] = (),
+) -> Published:
+    """File first, then the job summary, then the network; a network failure loses nothing."""
     from mlci import github
 
     path = write_report(settings, markdown, verdict)
@@ -75,6 +123,7 @@ def publish(settings: Settings, ctx: CIContext, markdown: str, verdict: Verdict)
         github.write_step_summary(ctx.step_summary, markdown)
         summary = True
     url: str | None = None
+    check_url: str | None = None
     error: MlciError | None = None
     skipped: str | None = None
     if not settings.comment:
@@ -86,12 +135,22 @@ def publish(settings: Settings, ctx: CIContext, markdown: str, verdict: Verdict)
             url = post_comment(settings, ctx, markdown)
         except GitHubError as exc:
             error = exc
+    if settings.check_run and error is None:
+        try:
+            check_url = post_check(settings, ctx, markdown, verdict, annotations)
+        except GitHubError as exc:
+            error = exc
     if ctx.output:
         github.write_outputs(
             ctx.output,
-            {"verdict": verdict.status, "report-path": str(path), "comment-url": url or ""},
+            {
+                "verdict": verdict.status,
+                "report-path": str(path),
+                "comment-url": url or "",
+                "check-url": check_url or "",
+            },
         )
-    return Published(path, summary, url, skipped, error)
+    return Published(path, summary, url, skipped, error, check_url)
 
 
 # ---- fork-safe publishing: the PR job saves, a workflow_run job (no PR code) posts ----
