@@ -460,7 +460,7 @@ def write_step_summary(path: str | Path, markdown: str) -> None:
         ).encode("utf-8")
         keep = max(budget - len(note), 0)
         data = data[:keep].decode("utf-8", errors="ignore").encode("utf-8")
-        data = data + note
+        data = (data + note)[: max(budget, 0)]
     if data:
         with target.open("ab") as fh:
             fh.write(data)

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import mlflow_server, postgres  # noqa: F401  (fixtures)
 
 from github_server import github  # noqa: F401  (fixture)
-from servers import mlflow_server, postgres  # noqa: F401  (fixtures)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = str(Path(sys.executable).parent)

@@ -6,6 +6,7 @@ as the `postgres` user (Debian's package creates it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -63,17 +64,28 @@ def postgres() -> Iterator[Postgres]:
     if os.geteuid() == 0:
         shutil.chown(base, "postgres")
         shutil.chown(datadir, "postgres")
-    subprocess.run(_as_postgres([initdb, "-D", str(datadir), "-U", "mlci", "--auth=trust",
-                                 "-E", "UTF8"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres([initdb, "-D", str(datadir), "-U", "mlci", "--auth=trust", "-E", "UTF8"]),
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     opts = f"-h 127.0.0.1 -p {port} -k {datadir}"
-    subprocess.run(_as_postgres([pg_ctl, "-D", str(datadir), "-o", opts, "-w", "-l",
-                                 str(datadir / "log"), "start"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [pg_ctl, "-D", str(datadir), "-o", opts, "-w", "-l", str(datadir / "log"), "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         yield Postgres(port, datadir)
     finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", str(datadir), "-m", "fast", "stop"]),
-                       check=False, capture_output=True)
+        subprocess.run(
+            _as_postgres([pg_ctl, "-D", str(datadir), "-m", "fast", "stop"]),
+            check=False,
+            capture_output=True,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -97,14 +109,32 @@ class MlflowServer:
 
 def start_mlflow(backend: str, artifacts: Path, log: Path, timeout: float = 120) -> MlflowServer:
     port = free_port()
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
-               MLFLOW_DISABLE_TELEMETRY="true")
+    env = dict(
+        os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true"
+    )
     out = log.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "2"],
-        stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--artifacts-destination",
+            str(artifacts),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -126,15 +156,14 @@ def stop_mlflow(server: MlflowServer) -> None:
         os.killpg(server.proc.pid, signal.SIGTERM)
         server.proc.wait(timeout=20)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(server.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Iterator[MlflowServer]:
+def mlflow_server(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
     """One `mlflow server` on PostgreSQL for the session (team-scale setup)."""
     base = tmp_path_factory.mktemp("mlflow-server")
     server = start_mlflow(create_db(postgres, "mlflow"), base / "artifacts", base / "log")

@@ -8,9 +8,9 @@ import sys
 import uuid
 
 import pytest
+from servers import MlflowServer
 
 from conftest import Workspace, git
-from servers import MlflowServer
 
 pytestmark = pytest.mark.slow
 
@@ -46,19 +46,29 @@ def test_eight_concurrent_promotions_leave_one_consistent_champion(
     mlflow_server: MlflowServer,
 ) -> None:
     name = f"concurrent-{uuid.uuid4().hex[:8]}"
-    out = subprocess.run([sys.executable, "-c", LOG_RUNS, mlflow_server.url, name, "8"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", LOG_RUNS, mlflow_server.url, name, "8"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     runs = re.findall(r"^[0-9a-f]{32}$", out, flags=re.M)
     assert len(runs) == 8
     # Commit times deliberately not in run order; two extra processes race on commit 3.
     times = [5, 1, 8, 3, 7, 2, 6, 4]
     jobs = [(runs[i], f"{i:040x}", str(times[i])) for i in range(8)]
     jobs += [(runs[3], f"{3:040x}", str(times[3]))] * 2
-    procs = [subprocess.Popen([sys.executable, "-c", PROMOTE, mlflow_server.url, name, r, s, t],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for r, s, t in jobs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROMOTE, mlflow_server.url, name, r, s, t],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r, s, t in jobs
+    ]
     results = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, results, strict=True):
+    for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err[-2000:]
     client = _client(mlflow_server)
     versions = client.search_model_versions(f"name = '{name}'")
@@ -74,8 +84,11 @@ def test_promote_rollback_lineage_on_postgres(
     workspace: Workspace, mlflow_server: MlflowServer
 ) -> None:
     name = f"team-{uuid.uuid4().hex[:8]}"
-    env = {"MLCI_MLFLOW_TRACKING_URI": mlflow_server.url, "MLCI_MODEL_NAME": name,
-           "MLCI_EXPERIMENT": name}
+    env = {
+        "MLCI_MLFLOW_TRACKING_URI": mlflow_server.url,
+        "MLCI_MODEL_NAME": name,
+        "MLCI_EXPERIMENT": name,
+    }
     p = workspace.project
     first = workspace.mlci(p, "promote", **env)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -100,8 +113,14 @@ def test_unreachable_server_is_exit_5_and_changes_nothing(workspace: Workspace) 
     from servers import free_port
 
     uri = f"http://127.0.0.1:{free_port()}"
-    proc = workspace.mlci(workspace.project, "rollback", "--reason", "x",
-                          MLCI_MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    proc = workspace.mlci(
+        workspace.project,
+        "rollback",
+        "--reason",
+        "x",
+        MLCI_MLFLOW_TRACKING_URI=uri,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+    )
     assert proc.returncode == 5, proc.stdout + proc.stderr
     assert f"MLflow at {uri} failed" in proc.stderr
     assert "Traceback" not in proc.stderr
