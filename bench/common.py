@@ -19,18 +19,22 @@ def machine_facts() -> str:
             versions.append(f"{pkg} {metadata.version(pkg)}")
         except metadata.PackageNotFoundError:
             pass
-    return (f"{time.strftime('%Y-%m-%d')} · {os.cpu_count()} CPUs · Python "
-            f"{platform.python_version()} · {platform.machine()} · " + ", ".join(versions))
+    return (
+        f"{time.strftime('%Y-%m-%d')} · {os.cpu_count()} CPUs · Python "
+        f"{platform.python_version()} · {platform.machine()} · " + ", ".join(versions)
+    )
 
 
-def time_cmd(cmd: Sequence[str], repeat: int = 7, cwd: str | None = None,
-             env: dict[str, str] | None = None) -> float:
+def time_cmd(
+    cmd: Sequence[str], repeat: int = 7, cwd: str | None = None, env: dict[str, str] | None = None
+) -> float:
     """Median wall time of a command, in seconds (one warm-up run first)."""
     runs = []
     for i in range(repeat + 1):
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        )
         if i:
             runs.append(time.perf_counter() - start)
     return statistics.median(runs)

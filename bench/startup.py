@@ -46,8 +46,10 @@ def main() -> None:
     rows = [(n, s, s / floor) for n, s, _ in rows]
     table(rows, "minimal click --help")
     help_ratio = rows[2][2]
-    print(f"\nmlci --help is {help_ratio:.2f}x the minimal click program "
-          f"(target <= 1.5x: {'met' if help_ratio and help_ratio <= 1.5 else 'NOT met'})")
+    print(
+        f"\nmlci --help is {help_ratio:.2f}x the minimal click program "
+        f"(target <= 1.5x: {'met' if help_ratio and help_ratio <= 1.5 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -62,9 +62,14 @@ print(json.dumps({"ok": bool(ok), "s": took,
 def measure(kind: str, path: Path, repeat: int = 3) -> dict[str, float]:
     runs = []
     for _ in range(repeat):
-        out = subprocess.run([PY, "-c", RUN, kind, str(path)], capture_output=True, text=True,
-                             check=True, cwd=path.parent,
-                             env={"PYTHONPATH": str(path.parent), "PATH": "/usr/bin:/bin"})
+        out = subprocess.run(
+            [PY, "-c", RUN, kind, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=path.parent,
+            env={"PYTHONPATH": str(path.parent), "PATH": "/usr/bin:/bin"},
+        )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     assert all(r["ok"] for r in runs), runs
     runs.sort(key=lambda r: r["s"])
@@ -83,8 +88,10 @@ def main() -> None:
             data = d / "data.parquet"
             subprocess.run([PY, "-c", MAKE, str(n), str(data)], check=True)
             hand, ours = measure("hand", data), measure("mlci", data)
-            print(f"| {n:,} | {hand['s']:.2f} s | {ours['s']:.2f} s | "
-                  f"{ours['s'] / hand['s']:.2f}x | {hand['peak_mb']:.0f} / {ours['peak_mb']:.0f} |")
+            print(
+                f"| {n:,} | {hand['s']:.2f} s | {ours['s']:.2f} s | "
+                f"{ours['s'] / hand['s']:.2f}x | {hand['peak_mb']:.0f} / {ours['peak_mb']:.0f} |"
+            )
     print("\ntarget: mlci within 1.25x of the hand-written check (5M rows)")
 
 

@@ -1,0 +1,143 @@
+"""The PR check, measured on the bundled example (a real git + DVC repo, local remote).
+
+1. No-op check (data, code and params as on base, caches warm): `mlci run` against the shell
+   sequence teams write by hand with DVC (`dvc pull`, `dvc repro`, `dvc metrics diff`,
+   `dvc params diff`, `dvc plots diff`). Target: at most 0.3x its time.
+2. A real PR check (one hyperparameter changed): time per stage, and mlci's own overhead
+   outside training and DVC's work. Target: under 2 s.
+3. Base-metric lookup: mlci's compare against `dvc metrics diff` on the same two revisions.
+
+    python bench/pr_check.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import PY, machine_facts, table, time_cmd
+
+DVC = [PY, "-m", "dvc"]
+MLCI = [str(Path(PY).parent / "mlci")]
+
+
+def sh(cwd: Path, *cmd: str) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def hand_sequence(cwd: Path) -> None:
+    for args in (
+        ["pull"],
+        ["repro"],
+        ["metrics", "diff", "main", "--md"],
+        ["params", "diff", "main", "--md"],
+        ["plots", "diff", "main"],
+    ):
+        subprocess.run(
+            [*DVC, *args],
+            cwd=cwd,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+def main() -> None:
+    print(machine_facts())
+    from mlci.demo import build_project, open_pr, prepare_env
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        prepare_env(work)
+        project = work / "project"
+        build_project(project, work / "dvc-remote")
+        env = dict(os.environ)
+
+        # 1. no-op: on main itself, everything up to date.
+        hand_sequence(project)  # warm
+        hand = []
+        for _ in range(3):
+            t = time.perf_counter()
+            hand_sequence(project)
+            hand.append(time.perf_counter() - t)
+        hand_s = sorted(hand)[1]
+        mlci_s = time_cmd([*MLCI, "run", "--base", "main"], repeat=3, cwd=str(project), env=env)
+        print("\n## No-op PR check\n")
+        table(
+            [
+                ("dvc pull + repro + metrics/params/plots diff (baseline)", hand_s, 1.0),
+                ("`mlci run` (same facts, plus validation and a report)", mlci_s, mlci_s / hand_s),
+            ],
+            "hand-written DVC sequence",
+        )
+        print(f"\ntarget <= 0.3x: {'met' if mlci_s / hand_s <= 0.3 else 'NOT met'}")
+
+        # 3. base-metric lookup
+        dvc_diff = time_cmd(
+            [*DVC, "metrics", "diff", "main", "--json"], repeat=5, cwd=str(project), env=env
+        )
+        code = (
+            "import time; from pathlib import Path; from mlci import config, pipeline; "
+            "root = Path.cwd(); s = config.load(root); t = time.perf_counter(); "
+            "pipeline.compare_with_base(root, s, 'main'); "
+            "print(time.perf_counter() - t)"
+        )
+        inproc = [
+            float(
+                subprocess.run(
+                    [PY, "-c", code], cwd=project, capture_output=True, text=True, check=True
+                ).stdout.split()[-1]
+            )
+            for _ in range(5)
+        ]
+        whole = time_cmd([*MLCI, "compare", "--base", "main"], repeat=5, cwd=str(project), env=env)
+        print("\n## Base-metric lookup\n")
+        table(
+            [
+                ("`dvc metrics diff main` (baseline)", dvc_diff, 1.0),
+                ("`mlci compare --base main` (process)", whole, whole / dvc_diff),
+                ("mlci compare, in process", sorted(inproc)[2], sorted(inproc)[2] / dvc_diff),
+            ],
+            "dvc metrics diff",
+        )
+
+        # 2. a real PR check, stage by stage
+        open_pr(project, regress=False)
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [*MLCI, "run", "--base", "main"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        total = time.perf_counter() - t
+        report = (project / ".mlci" / "report.md").read_text()
+        stages = {}
+        for line in report.splitlines():
+            if line.startswith("| stage "):
+                name, value = line[8:].split(" | ")
+                stages[name.strip()] = float(value.strip(" |s"))
+        train = json.loads((project / "reports" / "train.json").read_text())["duration_s"]
+        print(f"\n## Real PR check (max_depth 3 -> 5), exit {proc.returncode}\n")
+        print("| stage | seconds |\n|---|---:|")
+        for name, seconds in stages.items():
+            print(f"| {name} | {seconds:.2f} |")
+        print(f"| whole `mlci run` process | {total:.2f} |")
+        outside = total - stages.get("reproduce", 0.0)
+        print(
+            f"\nmodel fitting itself: {train:.2f} s; DVC repro (train + evaluate stages, each "
+            f"a process importing sklearn and MLflow): {stages.get('reproduce', 0):.2f} s; "
+            f"mlci outside repro: {outside:.2f} s (target < 2 s: "
+            f"{'met' if outside < 2 else 'NOT met'})"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
