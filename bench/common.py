@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -15,10 +16,8 @@ from importlib import metadata
 def machine_facts() -> str:
     versions = []
     for pkg in ("mlci", "dvc", "mlflow", "pandera", "scikit-learn", "torch", "polars", "click"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions.append(f"{pkg} {metadata.version(pkg)}")
-        except metadata.PackageNotFoundError:
-            pass
     return (
         f"{time.strftime('%Y-%m-%d')} · {os.cpu_count()} CPUs · Python "
         f"{platform.python_version()} · {platform.machine()} · " + ", ".join(versions)
