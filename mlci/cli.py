@@ -196,6 +196,12 @@ def train(params_file: str | None) -> None:
     settings = _settings(root, params_file=params_file)
     guard(settings, _context())
     facts = do_train(root, settings)
+    if facts.get("rank", 0) != 0:
+        console.info(
+            f"rank {facts['rank']} of {facts['world_size']}: trained in "
+            f"{facts['duration_s']}s (rank 0 writes the outputs)"
+        )
+        return
     gpu = facts["gpu"]
     console.info(
         f"trained {facts['backend']} on {facts['device']} in {facts['duration_s']}s "

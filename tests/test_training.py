@@ -106,3 +106,45 @@ def test_bad_train_params(example: Path) -> None:
     proc = _run(example, "train")
     assert proc.returncode == 2
     assert "train.target 'nope' is not a column" in proc.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_two_gloo_processes_write_one_set_of_outputs(example: Path) -> None:
+    import os
+    import sqlite3
+
+    pytest.importorskip("torch")
+    text = (example / "params.yaml").read_text().replace("backend: sklearn", "backend: torch")
+    (example / "params.yaml").write_text(text)
+    env = dict(
+        os.environ,
+        MLCI_MLFLOW_TRACKING_URI=f"sqlite:///{example / 'mlflow.db'}",
+        OMP_NUM_THREADS="1",
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "mlci",
+            "train",
+        ],
+        cwd=example,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "rank 1 of 2" in proc.stdout
+    assert proc.stdout.count("MLflow run ") == 1
+    facts = json.loads((example / "reports" / "train.json").read_text())
+    assert facts["world_size"] == 2 and facts["backend"] == "torch"
+    runs = sqlite3.connect(example / "mlflow.db").execute("select count(*) from runs").fetchone()
+    assert runs == (1,)
+    assert _run(example, "evaluate").returncode == 0
+    assert json.loads((example / "metrics.json").read_text())["accuracy"] > 0.5

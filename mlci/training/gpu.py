@@ -24,6 +24,8 @@ class GpuSampler:
 
     def start(self) -> GpuSampler:
         self._started = time.monotonic()
+        if self.reason:  # told not to sample (e.g. not rank 0)
+            return self
         try:
             import pynvml
 

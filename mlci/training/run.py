@@ -117,11 +117,20 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
     split = load_split(root, params)
     trainer = get_trainer(params.backend)
     seed_everything(params.seed)
-    sampler = GpuSampler().start()
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    sampler = GpuSampler() if rank == 0 else GpuSampler(reason="sampled on rank 0")
+    sampler.start()
     started = time.monotonic()
-    model = trainer.fit(split.x_train, split.y_train, params)
+    try:
+        model = trainer.fit(split.x_train, split.y_train, params)
+    finally:
+        gpu = sampler.stop()
     duration = time.monotonic() - started
-    gpu = sampler.stop()
+    if rank != 0:
+        # Under torchrun only rank 0 writes the model, the facts and the MLflow run.
+        _finish_distributed()
+        return {"rank": rank, "world_size": world, "duration_s": round(duration, 3)}
     classes = list(getattr(model, "classes_", sorted(set(split.y_train))))
     bundle = {
         "backend": params.backend,
@@ -140,6 +149,8 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
         else "mlci.training.torch.TabularMLP",
         "device": trainer.device(),
         "duration_s": round(duration, 3),
+        "world_size": world,
+        "epochs": getattr(trainer, "epochs_run", None),
         "rows_train": len(split.x_train),
         "rows_test": len(split.x_test),
         "seed": params.seed,
@@ -154,7 +165,20 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
     facts_path.write_text(
         json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
     )
+    _finish_distributed()
     return facts
+
+
+def _finish_distributed() -> None:
+    import sys
+
+    if "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _track(
