@@ -148,3 +148,52 @@ def test_torchrun_two_gloo_processes_write_one_set_of_outputs(example: Path) -> 
     assert runs == (1,)
     assert _run(example, "evaluate").returncode == 0
     assert json.loads((example / "metrics.json").read_text())["accuracy"] > 0.5
+
+
+@pytest.mark.slow
+def test_api_for_own_training_scripts(example: Path) -> None:
+    import os
+
+    script = example / "own_train.py"
+    script.write_text(
+        "import random\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from mlci import api\n"
+        "with api.training_run(seed=7, params={'C': 1.0}, data=['data/diabetes.csv']) as run:\n"
+        "    draw = random.random()\n"
+        "    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])\n"
+        "    run.log_metrics({'accuracy': 0.75, 'nested': {'auc': 0.8}, 'draw': draw})\n"
+        "    run.log_model(model)\n"
+        "    print(run.run_id)\n"
+        "api.write_plot('plots/own.json', [{'x': 1, 'y': 2}])\n"
+    )
+    env = dict(os.environ, MLCI_MLFLOW_TRACKING_URI=f"sqlite:///{example / 'mlflow.db'}")
+    subprocess.run(["git", "add", "-A"], cwd=example, check=True)
+    subprocess.run(["git", "commit", "-qm", "x"], cwd=example, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=example,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_id = proc.stdout.strip().splitlines()[-1]
+    metrics = json.loads((example / "metrics.json").read_text())
+    import random
+
+    random.seed(7)
+    assert metrics == {"accuracy": 0.75, "nested": {"auc": 0.8}, "draw": random.random()}
+    assert json.loads((example / "plots" / "own.json").read_text()) == [{"x": 1, "y": 2}]
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(env["MLCI_MLFLOW_TRACKING_URI"]).get_run(run_id)
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=example, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert run.data.tags["mlci.git_sha"] == sha
+    assert run.data.tags["mlci.data.data/diabetes.csv"]
+    assert run.data.metrics["nested.auc"] == 0.8
+    assert run.data.params["C"] == "1.0"
