@@ -175,7 +175,7 @@ def data_versions(root: Path) -> tuple[DataVersion, ...]:
 
 def pull(root: Path, remote: str | None = None) -> PullResult:
     """``dvc pull`` for everything the pipeline needs; names the remote and the versions."""
-    from dvc.exceptions import CheckoutError, DownloadError, DvcException
+    from dvc.exceptions import CheckoutError, DownloadError
 
     repo = open_repo(root)
     try:
@@ -188,23 +188,102 @@ def pull(root: Path, remote: str | None = None) -> PullResult:
                 fix=f"`dvc remote modify {name} url <path>` or create and `dvc push` to it",
             )
         try:
-            with _cwd(root):
+            with _cwd(root), _dvc_errors() as logged:
                 stats = repo.pull(remote=name)
         except (DownloadError, CheckoutError) as exc:
+            cause = " ".join(logged)
+            if cause and "missing" not in cause.lower():
+                raise DvcRemoteError(
+                    f"dvc pull from '{name}' ({url}) failed: {cause[:300]}",
+                    fix=remote_fix(name, url, Exception(cause)),
+                ) from None
             missing = _missing_paths(exc)
             raise DvcRemoteError(
                 f"DVC remote '{name}' ({url}) lacks data for {missing}",
                 fix="run `dvc push` where the data was produced, then re-run",
             ) from None
-        except DvcException as exc:
+        except ImportError as exc:
+            scheme = url.split("://", 1)[0]
             raise DvcRemoteError(
-                f"dvc pull from '{name}' failed: {exc}",
-                fix=f"check `dvc remote list` and access to {url}",
+                f"DVC remote '{name}' ({url}) needs a plugin that is not installed: {exc}",
+                fix=f"pip install 'dvc[{scheme}]'",
+            ) from None
+        except Exception as exc:  # DvcException, or a cloud SDK's own error (credentials...)
+            raise DvcRemoteError(
+                f"dvc pull from '{name}' ({url}) failed: {str(exc).splitlines()[0][:300]}",
+                fix=remote_fix(name, url, exc),
             ) from None
     finally:
         repo.close()
     count = int(stats.get("fetched", 0)) if isinstance(stats, dict) else 0
     return PullResult(name, url, count, data_versions(root))
+
+
+CREDENTIALS = {
+    "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or "
+    "`dvc remote modify --local {name} access_key_id ...`",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS (a service-account key file), or "
+    "`dvc remote modify --local {name} credentialpath <file>`",
+    "azure": "AZURE_STORAGE_CONNECTION_STRING, or "
+    "`dvc remote modify --local {name} connection_string ...`",
+    "ssh": "an SSH key the runner can use, or `dvc remote modify --local {name} keyfile <path>`",
+}
+
+
+def remote_fix(name: str, url: str, exc: Exception) -> str:
+    """What to do about a failing remote, by its protocol and the error's wording."""
+    scheme = url.split("://", 1)[0] if "://" in url else "local"
+    text = f"{type(exc).__name__} {exc}".lower()
+    creds = any(
+        w in text
+        for w in (
+            "credential",
+            "access denied",
+            "forbidden",
+            "403",
+            "permission",
+            "unauthorized",
+            "401",
+            "auth",
+        )
+    )
+    if scheme in CREDENTIALS and creds:
+        return f"set {CREDENTIALS[scheme].format(name=name)}"
+    if any(w in text for w in ("connect", "timed out", "timeout", "resolve", "unreachable")):
+        return f"check that {url} is reachable from this runner"
+    return f"check `dvc remote list` and access to {url}"
+
+
+@contextlib.contextmanager
+def _dvc_errors() -> Iterator[list[str]]:
+    """Collect DVC's logged errors (the real cause of a failed download) instead of letting
+    DVC print them, so the user sees one line that names the cause."""
+    import logging
+
+    logged: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR:
+                text = record.getMessage().strip()
+                if record.exc_info and record.exc_info[1] is not None:
+                    text += f" - {record.exc_info[1]}"
+                logged.append(text)
+
+    loggers = [logging.getLogger(n) for n in ("dvc", "dvc_data", "dvc_objects")]
+    handler = Collect()
+    saved = [(h, h.level) for lg in loggers for h in lg.handlers]
+    for h, _ in saved:
+        h.setLevel(logging.CRITICAL)
+    for lg in loggers:
+        lg.addHandler(handler)
+    try:
+        yield logged
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+        for h, level in saved:
+            h.setLevel(level)
 
 
 def _missing_paths(exc: Exception) -> str:
