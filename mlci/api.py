@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from mlci import config
+from mlci.data import file_md5
 from mlci.metrics import flatten
 from mlci.training import tracking
 from mlci.training.gpu import GpuSampler
-from mlci.training.run import environment, file_md5, git_facts, seed_everything
+from mlci.training.run import environment, git_facts, seed_everything
 
 __all__ = ["TrainingRun", "seed_everything", "training_run", "write_metrics", "write_plot"]
 

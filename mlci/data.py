@@ -149,6 +149,37 @@ def remote_info(repo: Any, name: str | None) -> tuple[str, str]:
     return str(chosen), str(remotes[chosen].get("url", ""))
 
 
+def file_md5(path: Path) -> str:
+    """DVC's hash of a file: the MD5 of its bytes."""
+    import hashlib
+
+    digest = hashlib.md5()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def base_md5(root: Path, sha: str, path: str) -> str | None:
+    """The hash a DVC-tracked ``path`` had at ``sha`` (from its .dvc file or dvc.lock), read
+    from git alone; None when it was not DVC-tracked there."""
+    from mlci import git
+
+    raw = git.show(root, sha, f"{path}.dvc")
+    docs: list[tuple[str, Any]] = []
+    if raw is not None:
+        docs.append((os.path.dirname(path), yaml.safe_load(raw) or {}))
+    else:
+        lock = git.show(root, sha, "dvc.lock")
+        stages = ((yaml.safe_load(lock) or {}).get("stages") or {}) if lock else {}
+        docs += [(".", stage) for stage in stages.values()]
+    for wdir, doc in docs:
+        for out in doc.get("outs") or []:
+            if os.path.normpath(os.path.join(wdir, str(out.get("path")))) == os.path.normpath(path):
+                return str(out["md5"]) if out.get("md5") else None
+    return None
+
+
 def data_versions(root: Path) -> tuple[DataVersion, ...]:
     """Every cached output and data source in ``dvc.lock`` and ``*.dvc`` files, by hash."""
     found: dict[str, DataVersion] = {}
@@ -173,11 +204,15 @@ def data_versions(root: Path) -> tuple[DataVersion, ...]:
     return tuple(sorted(found.values(), key=lambda v: v.path))
 
 
-def pull(root: Path, remote: str | None = None) -> PullResult:
-    """``dvc pull`` for everything the pipeline needs; names the remote and the versions."""
+def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> PullResult:
+    """``dvc pull`` for everything the pipeline needs; names the remote and the versions.
+
+    Pass an open ``repo`` to share it with later steps (it is then left open).
+    """
     from dvc.exceptions import CheckoutError, DownloadError
 
-    repo = open_repo(root)
+    own = repo is None
+    repo = repo if repo is not None else open_repo(root)
     try:
         name, url = remote_info(repo, remote)
         if "://" not in url and not os.path.isabs(url) and url:
@@ -214,7 +249,8 @@ def pull(root: Path, remote: str | None = None) -> PullResult:
                 fix=remote_fix(name, url, exc),
             ) from None
     finally:
-        repo.close()
+        if own:
+            repo.close()
     count = int(stats.get("fetched", 0)) if isinstance(stats, dict) else 0
     return PullResult(name, url, count, data_versions(root))
 
@@ -292,11 +328,12 @@ def _missing_paths(exc: Exception) -> str:
     return ", ".join(names) if names else "some outputs (see `dvc status -c`)"
 
 
-def reproduce(root: Path, *, force: bool = False) -> list[str]:
+def reproduce(root: Path, *, force: bool = False, repo: Any | None = None) -> list[str]:
     """``dvc repro`` (``--force``: every stage); returns the names of the stages that ran."""
     from dvc.exceptions import DvcException, ReproductionError
 
-    repo = open_repo(root)
+    own = repo is None
+    repo = repo if repo is not None else open_repo(root)
     try:
         with _cwd(root):
             stages = repo.reproduce(force=force)
@@ -311,7 +348,8 @@ def reproduce(root: Path, *, force: bool = False) -> list[str]:
             f"dvc repro failed: {exc}", fix="check dvc.yaml and `dvc status`"
         ) from None
     finally:
-        repo.close()
+        if own:
+            repo.close()
     return [getattr(s, "addressing", str(s)) for s in stages]
 
 

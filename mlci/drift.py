@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 EPS = 1e-6
 
@@ -92,6 +93,8 @@ class DriftReport:
 
 def psi(base: np.ndarray, head: np.ndarray, bins: int = 10) -> float:
     """PSI over quantile bins of ``base``; exactly 0.0 for identical samples."""
+    import numpy as np
+
     edges = np.unique(np.quantile(base, np.linspace(0, 1, bins + 1)[1:-1]))
     b = np.bincount(np.searchsorted(edges, base, side="right"), minlength=len(edges) + 1)
     h = np.bincount(np.searchsorted(edges, head, side="right"), minlength=len(edges) + 1)
@@ -105,6 +108,8 @@ def psi(base: np.ndarray, head: np.ndarray, bins: int = 10) -> float:
 
 def ks(base: np.ndarray, head: np.ndarray) -> tuple[float, float]:
     """Two-sample KS statistic and its asymptotic p-value (no scipy import needed)."""
+    import numpy as np
+
     a, b = np.sort(base), np.sort(head)
     grid = np.concatenate([a, b])
     d = float(
@@ -124,6 +129,8 @@ def ks(base: np.ndarray, head: np.ndarray) -> tuple[float, float]:
 
 
 def tvd(base: Any, head: Any) -> tuple[float, tuple[str, ...], tuple[str, ...]]:
+    import numpy as np
+
     p = base.astype(str).value_counts(normalize=True)
     q = head.astype(str).value_counts(normalize=True)
     keys = p.index.union(q.index)
@@ -134,6 +141,7 @@ def tvd(base: Any, head: Any) -> tuple[float, tuple[str, ...], tuple[str, ...]]:
 
 
 def compare_frames(path: str, base: Any, head: Any, t: Thresholds) -> FileDrift:
+
     columns = []
     for name in head.columns:
         if name not in base.columns or name in t.exclude:

@@ -9,6 +9,7 @@ rendered, written to disk and published before the error leaves this module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -148,25 +149,75 @@ def _table_at(root: Path, sha: str, path: str) -> Any | None:
 def check_data(
     root: Path, settings: Settings, base_sha: str | None
 ) -> tuple[validation.ValidationReport, drift.DriftReport | None, privacy.PiiReport]:
-    """Schema validation, personal-data scan and drift against the base revision."""
+    """Schema validation, personal-data scan and drift against the base revision.
+
+    Work is skipped where content hashes say the answer is known: a file identical to base
+    has exactly zero drift, and a file scanned before keeps its findings, so a no-op check
+    never loads the data.
+    """
     report_ = validation.validate(root, settings.validate, settings.sensitive_columns)
+    rows = {f.path: f.rows for f in report_.files}
     thresholds = drift.Thresholds.from_mapping(settings.drift)
-    allow = [str(c) for c in settings.pii.get("allow", [])]
+    allow = sorted(str(c) for c in settings.pii.get("allow", []))
+    cache = _Cache(root / ".mlci" / "pii.json")
     findings: list[privacy.Finding] = []
     drifts: list[drift.FileDrift] = []
     for path in settings.validate:
-        head = validation.read_table(root / path)
-        findings.extend(privacy.scan_frame(path, head, allow))
+        md5 = data.file_md5(root / path)
+        frame: list[Any] = []
+
+        def head(path: str = path, frame: list[Any] = frame) -> Any:
+            if not frame:
+                frame.append(validation.read_table(root / path))
+            return frame[0]
+
+        key = f"{md5}:{','.join(allow)}"
+        found = cache.get(key)
+        if found is None:
+            found = [dataclasses.asdict(f) for f in privacy.scan_frame(path, head(), allow)]
+            cache.put(key, found)
+        findings.extend(privacy.Finding(**{**f, "path": path}) for f in found)
         if base_sha is None:
+            continue
+        if data.base_md5(root, base_sha, path) == md5:
+            n = rows.get(path, 0)
+            drifts.append(drift.FileDrift(path, n, n, note="identical to base: no drift"))
             continue
         base = _table_at(root, base_sha, path)
         if base is None:
-            drifts.append(drift.FileDrift(path, None, len(head), note="new file: not on base"))
+            drifts.append(drift.FileDrift(path, None, len(head()), note="new file: not on base"))
         else:
-            drifts.append(drift.compare_frames(path, base, head, thresholds))
+            drifts.append(drift.compare_frames(path, base, head(), thresholds))
+    cache.save()
     pii = privacy.PiiReport(tuple(findings), bool(settings.pii.get("block", False)))
     drift_report = drift.DriftReport(tuple(drifts), thresholds) if base_sha else None
     return report_, drift_report, pii
+
+
+class _Cache:
+    """A small JSON cache under ``.mlci/`` (a broken file is an empty cache)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {}
+        self.dirty = False
+        if path.exists():
+            try:
+                self.data = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                self.data = {}
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.dirty = True
+
+    def save(self) -> None:
+        if self.dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.data, sort_keys=True), encoding="utf-8")
 
 
 def verdict_of(state: CheckState) -> report.Verdict:
@@ -247,11 +298,13 @@ def pr_check(
     """The whole PR check. Raises the verdict's error after the report is out."""
     guard(settings, ctx)
     state = CheckState()
+    repo: Any = None  # one DVC Repo for pull and repro: its index is built once
     try:
         data.read_pipeline(root)
+        repo = data.open_repo(root)
         if pull:
             with _timed(state, "pull", on_stage):
-                state.pulled = data.pull(root, settings.dvc_remote)
+                state.pulled = data.pull(root, settings.dvc_remote, repo=repo)
         rev = base_rev(settings, ctx, base)
         with _timed(state, "validate", on_stage):
             state.validation, state.drift, state.pii = check_data(
@@ -259,11 +312,14 @@ def pr_check(
             )
         if verdict_of(state).status != "data-invalid":
             with _timed(state, "reproduce", on_stage):
-                data.reproduce(root)
+                data.reproduce(root, repo=repo)
             with _timed(state, "compare", on_stage):
                 state.comparison = compare_with_base(root, settings, rev)
     except MlciError as exc:
         state.error = exc
+    finally:
+        if repo is not None:
+            repo.close()
     state.facts, state.roc = run_facts(root, settings)
     head = _head_sha(root, ctx)
     with _timed(state, "report", on_stage):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -16,6 +15,7 @@ from typing import Any
 
 from mlci import git
 from mlci.config import Settings
+from mlci.data import file_md5
 from mlci.errors import ConfigError, MlciError
 from mlci.metrics import flatten
 from mlci.training import tracking
@@ -47,14 +47,6 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
         if torch.cuda.is_available():
             torch.cuda.manual_seed_all(seed)
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_split(root: Path, params: TrainParams) -> Split:
