@@ -1,4 +1,5 @@
-"""Classification metrics, slice metrics with fairness gaps, and plot data in DVC's formats.
+"""Classification and regression metrics, slice metrics with their gaps, and plot data in
+DVC's formats.
 
 Pure functions over arrays: no files, no MLflow.
 """
@@ -9,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+MAX_CURVE_POINTS = 200
 
 
 def classification_metrics(y_true: Any, proba: Any, classes: Sequence[Any]) -> dict[str, float]:
@@ -34,6 +37,21 @@ def classification_metrics(y_true: Any, proba: Any, classes: Sequence[Any]) -> d
         score = proba[:, 1] if binary else proba
         extra = {} if binary else {"multi_class": "ovr", "labels": list(classes)}
         out["roc_auc"] = float(m.roc_auc_score(y_true, score, **extra))
+    return {k: round(v, 10) for k, v in out.items()}
+
+
+def regression_metrics(y_true: Any, pred: Any) -> dict[str, float]:
+    """MAE, RMSE and R² (R² only with at least two rows)."""
+    from sklearn import metrics as m
+
+    y_true = np.asarray(y_true, dtype=float)
+    pred = np.asarray(pred, dtype=float)
+    out = {
+        "mae": float(m.mean_absolute_error(y_true, pred)),
+        "rmse": float(np.sqrt(m.mean_squared_error(y_true, pred))),
+    }
+    if len(y_true) > 1:
+        out["r2"] = float(m.r2_score(y_true, pred))
     return {k: round(v, 10) for k, v in out.items()}
 
 
@@ -78,6 +96,36 @@ def slice_metrics(
     return slices, gaps
 
 
+def regression_slice_metrics(
+    y_true: Any, pred: Any, groups: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per-value row count and MAE for each slice column; the gap is max minus min MAE."""
+    errors = np.abs(np.asarray(y_true, dtype=float) - np.asarray(pred, dtype=float))
+    slices: dict[str, Any] = {}
+    gaps: dict[str, Any] = {}
+    for column, values in groups.items():
+        values = np.asarray(values)
+        per = {
+            str(value): {
+                "n": int((values == value).sum()),
+                "mae": round(float(errors[values == value].mean()), 10),
+            }
+            for value in sorted(np.unique(values).tolist(), key=str)
+        }
+        slices[column] = per
+        maes = [v["mae"] for v in per.values()]
+        gaps[column] = {"mae_gap": round(max(maes) - min(maes), 10) if maes else 0.0}
+    return slices, gaps
+
+
+def thin(rows: Sequence[dict[str, float]], limit: int = MAX_CURVE_POINTS) -> list[dict[str, float]]:
+    """At most ``limit`` rows, evenly spaced, always keeping the first and the last."""
+    if len(rows) <= limit:
+        return list(rows)
+    keep = np.unique(np.linspace(0, len(rows) - 1, num=limit).round().astype(int))
+    return [rows[i] for i in keep]
+
+
 def confusion_rows(y_true: Any, pred: Any) -> list[dict[str, str]]:
     """One row per prediction: DVC's ``confusion`` template input."""
     return [{"actual": str(a), "predicted": str(p)} for a, p in zip(y_true, pred, strict=True)]
@@ -87,7 +135,32 @@ def roc_rows(y_true: Any, score: Any, positive: Any) -> list[dict[str, float]]:
     from sklearn.metrics import roc_curve
 
     fpr, tpr, _ = roc_curve(np.asarray(y_true), np.asarray(score), pos_label=positive)
+    return thin(
+        [
+            {"fpr": round(float(f), 6), "tpr": round(float(t), 6)}
+            for f, t in zip(fpr, tpr, strict=True)
+        ]
+    )
+
+
+def pr_rows(y_true: Any, score: Any, positive: Any) -> list[dict[str, float]]:
+    """The precision-recall curve by rising recall (from recall 0, precision 1), thinned."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(
+        np.asarray(y_true), np.asarray(score), pos_label=positive
+    )
+    return thin(
+        [
+            {"recall": round(float(r), 6), "precision": round(float(p), 6)}
+            for r, p in zip(recall[::-1], precision[::-1], strict=True)
+        ]
+    )
+
+
+def residual_rows(y_true: Any, pred: Any) -> list[dict[str, float]]:
+    """One row per prediction: a scatter of actual against predicted values."""
     return [
-        {"fpr": round(float(f), 6), "tpr": round(float(t), 6)}
-        for f, t in zip(fpr, tpr, strict=True)
+        {"actual": round(float(a), 6), "predicted": round(float(p), 6)}
+        for a, p in zip(np.asarray(y_true), np.asarray(pred), strict=True)
     ]

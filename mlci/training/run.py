@@ -7,7 +7,10 @@ import os
 import pickle
 import platform
 import random
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -19,8 +22,11 @@ from mlci.data import file_md5
 from mlci.errors import ConfigError, MlciError
 from mlci.metrics import flatten
 from mlci.training import tracking
-from mlci.training.base import TrainParams, eval_params, get_trainer, train_params
+from mlci.training.base import Trainer, TrainParams, eval_params, get_trainer, train_params
 from mlci.training.gpu import GpuSampler
+
+# The plot files ``evaluate`` writes into ``evaluate.plots_dir``, by task.
+PLOT_FILES = ("confusion.json", "roc.json", "pr.json", "residuals.json")
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
-    import sys
-
     if "torch" in sys.modules:
         import torch
 
@@ -75,11 +79,41 @@ def load_split(root: Path, params: TrainParams) -> Split:
         )
     y = frame[params.target]
     x = pd.get_dummies(frame.drop(columns=[params.target, *params.drop]), dtype=float)
-    stratify = y if y.value_counts().min() >= 2 else None
+    if params.task == "regression":
+        if not pd.api.types.is_numeric_dtype(y):
+            raise ConfigError(
+                f"train.target '{params.target}' is not numeric but train.task is regression",
+                fix="pick a numeric target, or set train.task: classification",
+            )
+        stratify = None
+    else:
+        stratify = y if y.value_counts().min() >= 2 else None
     x_tr, x_te, y_tr, y_te, _, f_te = train_test_split(
         x, y, frame, test_size=params.test_size, random_state=params.seed, stratify=stratify
     )
     return Split(x_tr, x_te, y_tr, y_te, f_te)
+
+
+@contextmanager
+def project_importable(root: Path) -> Iterator[None]:
+    """The repository root on ``sys.path`` while it is in effect: estimators and torch modules
+    named by import path may live in the user's own code (the ``mlci`` script does not add it)."""
+    entry = str(root.resolve())
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added and entry in sys.path:
+            sys.path.remove(entry)
+
+
+def model_name(params: TrainParams) -> str:
+    """The estimator or torch module that was trained, for the facts and the MLflow run."""
+    if params.backend == "sklearn":
+        return params.estimator
+    return str(params.torch.get("module") or "mlci.training.torch.TabularMLP")
 
 
 def environment() -> dict[str, str]:
@@ -115,7 +149,8 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
     sampler.start()
     started = time.monotonic()
     try:
-        model = trainer.fit(split.x_train, split.y_train, params)
+        with project_importable(root):
+            model = trainer.fit(split.x_train, split.y_train, params)
     finally:
         gpu = sampler.stop()
     duration = time.monotonic() - started
@@ -123,22 +158,22 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
         # Under torchrun only rank 0 writes the model, the facts and the MLflow run.
         _finish_distributed()
         return {"rank": rank, "world_size": world, "duration_s": round(duration, 3)}
-    classes = list(getattr(model, "classes_", sorted(set(split.y_train))))
-    bundle = {
+    bundle: dict[str, Any] = {
         "backend": params.backend,
+        "task": params.task,
         "features": list(split.x_train.columns),
-        "classes": classes,
         "model": model,
     }
+    if params.task == "classification":
+        bundle["classes"] = list(getattr(model, "classes_", sorted(set(split.y_train))))
     model_path = root / params.model_path
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_bytes(pickle.dumps(bundle))
     data = {params.data: file_md5(root / params.data)}
     facts: dict[str, Any] = {
         "backend": params.backend,
-        "estimator": params.estimator
-        if params.backend == "sklearn"
-        else "mlci.training.torch.TabularMLP",
+        "task": params.task,
+        "estimator": model_name(params),
         "device": trainer.device(),
         "duration_s": round(duration, 3),
         "world_size": world,
@@ -190,14 +225,16 @@ def _track(
                 {
                     "seed": params.seed,
                     "test_size": params.test_size,
+                    "task": params.task,
                     "backend": params.backend,
-                    "estimator": params.estimator,
+                    "estimator": facts["estimator"],
                     "params": dict(params.params),
                     "torch": dict(params.torch) if params.backend == "torch" else {},
                 }
             )
         )
-        tags = {k: facts.get(k) for k in ("git_sha", "branch", "pr", "device", "backend")}
+        keys = ("git_sha", "branch", "pr", "device", "backend", "task")
+        tags = {k: facts.get(k) for k in keys}
         tags.update({f"data.{p}": h for p, h in facts["data"].items()})
         tags.update({f"env.{k}": v for k, v in facts["environment"].items()})
         gpu = facts["gpu"]
@@ -234,8 +271,6 @@ def _public_uri(uri: str) -> str:
 
 def evaluate(root: Path, settings: Settings) -> dict[str, Any]:
     """Score the trained model on the held-out split; write metrics and plots for DVC."""
-    from mlci import evaluation
-
     params = train_params(root, settings.params_file)
     ev = eval_params(root, settings.params_file)
     model_path = root / params.model_path
@@ -243,17 +278,15 @@ def evaluate(root: Path, settings: Settings) -> dict[str, Any]:
         raise ConfigError(
             f"model {params.model_path} not found", fix="run `mlci train` (or `dvc repro`) first"
         )
-    bundle = pickle.loads(model_path.read_bytes())
+    with project_importable(root):
+        bundle = pickle.loads(model_path.read_bytes())
+    task = bundle.get("task", "classification")
+    if task != params.task:
+        raise ConfigError(
+            f"model {params.model_path} was trained for {task} but train.task is {params.task}",
+            fix="run `mlci train` (or `dvc repro`) again",
+        )
     split = load_split(root, params)
-    x_test = split.x_test.reindex(columns=bundle["features"], fill_value=0.0)
-    trainer = get_trainer(bundle["backend"])
-    proba = trainer.predict_proba(bundle["model"], x_test)
-    classes = bundle["classes"]
-    metrics: dict[str, Any] = evaluation.classification_metrics(split.y_test, proba, classes)
-    import numpy as np
-
-    pred = np.asarray(classes)[np.asarray(proba).argmax(axis=1)]
-    positive = classes[-1]
     missing = [c for c in ev.slice_by if c not in split.test_frame.columns]
     if missing:
         raise ConfigError(
@@ -261,30 +294,72 @@ def evaluate(root: Path, settings: Settings) -> dict[str, Any]:
             fix="use columns of the data file",
         )
     groups = {c: split.test_frame[c].to_numpy() for c in ev.slice_by}
-    if groups:
-        slices, gaps = evaluation.slice_metrics(split.y_test, pred, groups, positive)
-        metrics["fairness"] = gaps
-        metrics["slices"] = slices
+    x_test = split.x_test.reindex(columns=bundle["features"], fill_value=0.0)
+    trainer = get_trainer(bundle["backend"])
+    score = _score_regression if task == "regression" else _score_classification
+    metrics, plots = score(trainer, bundle, x_test, split.y_test, groups)
     _write_json(root / ev.metrics_path, metrics)
-    plots = root / ev.plots_dir
-    _write_json(plots / "confusion.json", evaluation.confusion_rows(split.y_test, pred))
-    if len(classes) == 2:
-        _write_json(
-            plots / "roc.json", evaluation.roc_rows(split.y_test, np.asarray(proba)[:, 1], positive)
-        )
-    facts_path = root / params.facts_path
-    if facts_path.exists():
-        facts = json.loads(facts_path.read_text(encoding="utf-8"))
-        if facts.get("mlflow_run_id"):
-            uri = settings.tracking_uri
-            tracking.configure(uri)
-            flat = {
-                k.replace(":", "_"): v
-                for k, v in flatten(metrics).items()
-                if not k.startswith("slices.")
-            }
-            tracking.log_metrics(facts["mlflow_run_id"], flat, uri)
+    for name in PLOT_FILES:
+        if name not in plots:  # left by an earlier run with another task or class count
+            (root / ev.plots_dir / name).unlink(missing_ok=True)
+    for name, rows in plots.items():
+        _write_json(root / ev.plots_dir / name, rows)
+    _log_metrics(root, settings, params, metrics)
     return metrics
+
+
+def _score_classification(
+    trainer: Trainer, bundle: dict[str, Any], x: Any, y: Any, groups: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    import numpy as np
+
+    from mlci import evaluation
+
+    classes = bundle["classes"]
+    proba = np.asarray(trainer.predict_proba(bundle["model"], x))
+    metrics: dict[str, Any] = dict(evaluation.classification_metrics(y, proba, classes))
+    pred = np.asarray(classes)[proba.argmax(axis=1)]
+    positive = classes[-1]
+    if groups:
+        metrics["slices"], metrics["fairness"] = evaluation.slice_metrics(y, pred, groups, positive)
+    plots: dict[str, Any] = {"confusion.json": evaluation.confusion_rows(y, pred)}
+    if len(classes) == 2:
+        plots["roc.json"] = evaluation.roc_rows(y, proba[:, 1], positive)
+        plots["pr.json"] = evaluation.pr_rows(y, proba[:, 1], positive)
+    return metrics, plots
+
+
+def _score_regression(
+    trainer: Trainer, bundle: dict[str, Any], x: Any, y: Any, groups: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    from mlci import evaluation
+
+    pred = trainer.predict(bundle["model"], x)
+    metrics: dict[str, Any] = dict(evaluation.regression_metrics(y, pred))
+    if groups:
+        metrics["slices"], metrics["fairness"] = evaluation.regression_slice_metrics(
+            y, pred, groups
+        )
+    return metrics, {"residuals.json": evaluation.residual_rows(y, pred)}
+
+
+def _log_metrics(
+    root: Path, settings: Settings, params: TrainParams, metrics: dict[str, Any]
+) -> None:
+    """Add the metrics to the training's MLflow run, when the facts name one."""
+    facts_path = root / params.facts_path
+    if not facts_path.exists():
+        return
+    facts = json.loads(facts_path.read_text(encoding="utf-8"))
+    if facts.get("mlflow_run_id"):
+        uri = settings.tracking_uri
+        tracking.configure(uri)
+        flat = {
+            k.replace(":", "_"): v
+            for k, v in flatten(metrics).items()
+            if not k.startswith("slices.")
+        }
+        tracking.log_metrics(facts["mlflow_run_id"], flat, uri)
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -1,4 +1,4 @@
-"""scikit-learn backend: any estimator by import path, params from params.yaml."""
+"""scikit-learn backend: any classifier or regressor by import path, params from params.yaml."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import inspect
 from typing import Any
 
 from mlci.errors import ConfigError
-from mlci.training.base import TrainParams
+from mlci.training.base import DEFAULT_ESTIMATORS, TrainParams
 
 
 def build_estimator(path: str, params: dict[str, Any], seed: int) -> Any:
@@ -31,6 +31,21 @@ def build_estimator(path: str, params: dict[str, Any], seed: int) -> Any:
         ) from None
 
 
+def check_task(model: Any, params: TrainParams) -> None:
+    """A classifier for ``task: regression`` (or the reverse) fails here, not deep in sklearn."""
+    from sklearn.base import is_classifier, is_regressor
+
+    wrong = is_classifier(model) if params.task == "regression" else is_regressor(model)
+    if wrong:
+        kind = "classifier" if params.task == "regression" else "regressor"
+        other = "classification" if params.task == "regression" else "regression"
+        raise ConfigError(
+            f"train.estimator {params.estimator} is a {kind} but train.task is {params.task}",
+            fix=f"use a {params.task} estimator such as {DEFAULT_ESTIMATORS[params.task]}, "
+            f"or set train.task: {other}",
+        )
+
+
 class SklearnTrainer:
     name = "sklearn"
 
@@ -39,6 +54,7 @@ class SklearnTrainer:
 
     def fit(self, x: Any, y: Any, params: TrainParams) -> Any:
         model = build_estimator(params.estimator, dict(params.params), params.seed)
+        check_task(model, params)
         try:
             model.fit(x, y)
         except ValueError as exc:
@@ -50,6 +66,9 @@ class SklearnTrainer:
 
     def predict_proba(self, model: Any, x: Any) -> Any:
         return model.predict_proba(x)
+
+    def predict(self, model: Any, x: Any) -> Any:
+        return model.predict(x)
 
     def log_model(self, model: Any, name: str) -> None:
         import mlflow.sklearn
