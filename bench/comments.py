@@ -13,10 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from common import machine_facts  # noqa: E402
-from github_server import FakeGitHub  # noqa: E402
+from common import machine_facts
 
-from mlci.github import GitHubClient, marker_for  # noqa: E402
+from mlci.github import GitHubClient, marker_for
+
+from github_server import FakeGitHub
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ so ``mlci --help`` starts fast.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -52,7 +53,10 @@ def cli(debug: bool) -> None:
 
 
 base_option = click.option(
-    "--base", metavar="REV", help="Base revision to compare with (default: the PR's base branch)."
+    "--base",
+    metavar="REV",
+    help="Base revision to compare with (default: the PR's base branch), "
+    "or @ALIAS (e.g. @champion) for the registered model that alias points at.",
 )
 params_option = click.option(
     "--params-file", metavar="FILE", help="Params file holding the `mlci:` section."
@@ -226,23 +230,28 @@ def evaluate(params_file: str | None) -> None:
 @cli.command()
 @base_option
 @params_option
-def compare(base: str | None, params_file: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(base: str | None, params_file: str | None, as_json: bool) -> None:
     """Compare metrics and params with the base revision; exit 4 when a gate fails."""
-    from mlci import pipeline, report
+    from mlci import metrics, pipeline, report
     from mlci.errors import GateFailed
 
     root = _repo_root()
     settings = _settings(root, params_file=params_file)
     rev = pipeline.base_rev(settings, _context(), base)
     c = pipeline.compare_with_base(root, settings, rev)
-    console.out(report.metrics_section(c))
-    console.out(report.params_section(c))
+    if as_json:
+        console.out(json.dumps(metrics.to_json(c), indent=2, default=str))
+    else:
+        console.out(report.metrics_section(c))
+        console.out(report.params_section(c))
     if c.failed:
         raise GateFailed(
             f"{len(c.failed)} gate(s) failed: {', '.join(m.name for m in c.failed)}",
-            fix="see the table above",
+            fix="see the comparison above",
         )
-    console.success(f"compared with {rev}: {len(c.gated)} gates passed")
+    if not as_json:
+        console.success(f"compared with {rev}: {len(c.gated)} gates passed")
 
 
 @cli.command("report")
@@ -359,12 +368,24 @@ def promote(params_file: str | None, force: bool) -> None:
     result = pipeline.promote(
         root, settings, _context(), force=force, on_stage=lambda s: console.step(s)
     )
+    console.out(result.markdown)
+    pub = result.published
+    console.info(f"promotion note written to {pub.report_path}")
+    if pub.comment_url:
+        console.info(f"promotion note: {pub.comment_url}")
+    elif pub.skipped:
+        console.info(pub.skipped)
     p = result.promotion
-    verb = "registered" if p.created else "already registered as"
-    console.success(
-        f"{p.name}: {verb} version {p.version}; champion -> v{p.champion}"
-        + (f", previous -> v{p.previous}" if p.previous else "")
-    )
+    if p is None:
+        if pub.error is not None:
+            console.error(f"could not post the promotion note: {pub.error.one_line()}")
+    else:
+        verb = "registered" if p.created else "already registered as"
+        console.success(
+            f"{p.name}: {verb} version {p.version}; champion -> v{p.champion}"
+            + (f", previous -> v{p.previous}" if p.previous else "")
+        )
+    pipeline.raise_for_promotion(result)
 
 
 @cli.command()

@@ -251,7 +251,9 @@ def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> Pull
     finally:
         if own:
             repo.close()
-    count = int(stats.get("fetched", 0)) if isinstance(stats, dict) else 0
+    # DVC 3 answers {"stats": {"fetched": n, ...}, ...}; older ones the counts alone.
+    counts = stats.get("stats", stats) if isinstance(stats, dict) else {}
+    count = int(counts.get("fetched", 0)) if isinstance(counts, dict) else 0
     return PullResult(name, url, count, data_versions(root))
 
 

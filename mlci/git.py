@@ -117,3 +117,13 @@ def resolve_base(root: Path, base: str) -> str:
             fix="pass --base with an existing branch",
         )
     return sha
+
+
+def fetch_commit(root: Path, sha: str) -> bool:
+    """Whether commit ``sha`` is here, fetching it alone (depth 1) from origin if not."""
+    if rev_sha(root, sha):
+        return True
+    if "origin" not in remotes(root):
+        return False
+    _git(root, "fetch", "--no-tags", "--depth=1", "origin", sha, check=False)
+    return rev_sha(root, sha) is not None

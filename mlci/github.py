@@ -265,6 +265,35 @@ class GitHubClient:
             raise GitHubError(f"GitHub answered pull request #{number} with something else")
         return data
 
+    def pull_for_commit(self, sha: str) -> int | None:
+        """The PR that merged ``sha`` (else the first one GitHub associates with it), or None.
+
+        One page of up to 100 is plenty: a commit belongs to a handful of PRs at most.
+        """
+        why = _Why(f"commit {sha[:12]} in {self.repository}", "pull-requests: read")
+        resp = self._request(
+            "GET", f"/repos/{self.repository}/commits/{sha}/pulls", why, params={"per_page": 100}
+        )
+        page = _json(resp)
+        if not isinstance(page, list):
+            raise GitHubError(f"GitHub answered the PRs of commit {sha[:12]} with something else")
+        pulls = [p for p in page if isinstance(p, dict) and p.get("number")]
+        merged = [p for p in pulls if p.get("merge_commit_sha") == sha]
+        chosen = merged or [p for p in pulls if p.get("merged_at")] or pulls
+        return int(chosen[0]["number"]) if chosen else None
+
+    def create_commit_comment(self, sha: str, body: str) -> CommentResult:
+        """A comment on commit ``sha`` (where there is no PR to comment on)."""
+        if len(body) > COMMENT_LIMIT:
+            raise GitHubError(
+                f"the comment is {len(body):,} characters; GitHub takes at most {COMMENT_LIMIT:,}",
+                fix="shorten the note (details are in the job summary)",
+            )
+        why = _Why(f"commit {sha[:12]} in {self.repository}", "contents: write")
+        path = f"/repos/{self.repository}/commits/{sha}/comments"
+        data = _json(self._request("POST", path, why, json={"body": body}))
+        return CommentResult(int(data["id"]), str(data["html_url"]), True)
+
     # -- the one place that talks HTTP ----------------------------------------------------------
 
     def _request(

@@ -174,6 +174,33 @@ def compare(
     )
 
 
+def to_json(c: Comparison) -> dict[str, Any]:
+    """The comparison as plain data, like ``dvc metrics diff --json`` plus the verdicts."""
+    return {
+        "base_rev": c.base_rev,
+        "base_sha": c.base_sha,
+        "has_baseline": c.has_baseline,
+        "passed": c.passed,
+        "gates": len(c.gated),
+        "failed": [m.name for m in c.failed],
+        "notices": list(c.notices),
+        "metrics": [
+            {
+                "name": m.name,
+                "base": m.base,
+                "head": m.head,
+                "change": m.change,
+                "rel_change": m.rel_change,
+                "status": m.status,
+                "gate": None if m.gate is None else m.gate.direction,
+                "message": m.message,
+            }
+            for m in c.metrics
+        ],
+        "params": [{"name": p.name, "base": p.base, "head": p.head} for p in c.params],
+    }
+
+
 def diff_params(base: Mapping[str, Any], head: Mapping[str, Any]) -> tuple[ParamDiff, ...]:
     names = sorted(set(base) | set(head))
     return tuple(

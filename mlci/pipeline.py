@@ -94,29 +94,52 @@ def _params(paths: tuple[str, ...], read: Callable[[str], bytes | None]) -> dict
 
 
 def compare_with_base(root: Path, settings: Settings, rev: str) -> metrics.Comparison:
-    """Head metrics/params (work tree) against ``rev``'s, read without a checkout."""
+    """Head metrics/params (work tree) against ``rev``'s, read without a checkout.
+
+    ``rev`` is a git revision, or ``@ALIAS`` (``@champion``) for the registered model that
+    alias points at: its training run's metrics, and the params of the commit it came from.
+    """
     pipe = data.read_pipeline(root)
-    sha = git.resolve_base(root, rev)
     head = metrics.load_files(pipe.metrics, metrics.read_worktree(root))
     if head is None:
         raise ConfigError(
             f"no metrics on the PR: none of {', '.join(pipe.metrics) or 'no files'} exist",
             fix="declare metrics in dvc.yaml and run `dvc repro` (or `mlci run`)",
         )
-    base_read = _reader(root, sha, pipe)
-    base = metrics.load_files(pipe.metrics, base_read)
     params_files = pipe.params or (
         (settings.params_file,) if (root / settings.params_file).exists() else ()
     )
+    if rev.startswith("@"):
+        base, sha, label = _registry_base(root, settings, rev[1:])
+    else:
+        sha, label = git.resolve_base(root, rev), rev
+        base = metrics.load_files(pipe.metrics, _reader(root, sha, pipe))
+    base_params = _params(params_files, _reader(root, sha, pipe)) if sha else {}
     return metrics.compare(
         base,
         head,
         settings.gates,
-        base_rev=rev,
+        base_rev=label,
         base_sha=sha,
-        base_params=_params(params_files, base_read),
+        base_params=base_params,
         head_params=_params(params_files, metrics.read_worktree(root)),
     )
+
+
+def _registry_base(
+    root: Path, settings: Settings, alias: str
+) -> tuple[dict[str, Any] | None, str | None, str]:
+    """Metrics of the model version ``alias`` points at, and its commit when git has it."""
+    from mlci import registry
+    from mlci.training.tracking import TAG_PREFIX
+
+    version = registry.alias_version(settings.tracking_uri, settings.model_name, alias)
+    if version is None:
+        return None, None, f"{settings.model_name}@{alias}"
+    base = registry.run_metrics(settings.tracking_uri, version.run_id)
+    sha = (version.tags or {}).get(f"{TAG_PREFIX}git_sha")
+    label = f"{settings.model_name}@{alias} (v{version.version})"
+    return base, (sha if sha and git.fetch_commit(root, sha) else None), label
 
 
 def run_facts(root: Path, settings: Settings) -> tuple[dict[str, Any], list[dict[str, float]]]:
@@ -307,9 +330,12 @@ def pr_check(
                 state.pulled = data.pull(root, settings.dvc_remote, repo=repo)
         rev = base_rev(settings, ctx, base)
         with _timed(state, "validate", on_stage):
-            state.validation, state.drift, state.pii = check_data(
-                root, settings, git.resolve_base(root, rev)
+            base_sha = (
+                _registry_base(root, settings, rev[1:])[1]
+                if rev.startswith("@")
+                else git.resolve_base(root, rev)
             )
+            state.validation, state.drift, state.pii = check_data(root, settings, base_sha)
         if verdict_of(state).status != "data-invalid":
             with _timed(state, "reproduce", on_stage):
                 data.reproduce(root, repo=repo)
@@ -380,9 +406,14 @@ def raise_for(result: CheckResult) -> None:
 
 @dataclass(frozen=True)
 class PromoteResult:
-    promotion: Any
+    """What a promotion did: ``promotion`` is None when a gate refused it (``refused``)."""
+
+    promotion: Any | None
     comparison: metrics.Comparison
     git_sha: str
+    markdown: str
+    published: publish.Published
+    refused: GateFailed | None = None
 
 
 def promote(
@@ -392,8 +423,14 @@ def promote(
     *,
     force: bool = False,
     on_stage: OnStage = lambda _: None,
+    on_step: Callable[[str], None] | None = None,
 ) -> PromoteResult:
-    """After a merge: gate the commit's model against the champion, then register it."""
+    """After a merge: gate the commit's model against the champion, register it, move the
+    aliases, then publish the promotion note (also when a gate refused it).
+
+    ``on_step`` hears each completed step of the registry work (``registry.FOUND_RUN``, then
+    those of ``registry.promote``); nothing listens in production.
+    """
     from mlci import registry
 
     branch = git.branch(root)
@@ -422,6 +459,8 @@ def promote(
             fix="make the pipeline's training stage log its run (`mlci train` does, "
             "or use mlci's tracking helpers in your own script)",
         )
+    if on_step is not None:
+        on_step(registry.FOUND_RUN)
     on_stage("gate against champion")
     champion = registry.alias_version(uri, settings.model_name, registry.CHAMPION)
     base = registry.run_metrics(uri, champion.run_id) if champion is not None else None
@@ -432,12 +471,21 @@ def promote(
         settings.gates,
         base_rev=f"{registry.CHAMPION}" + (f" v{champion.version}" if champion is not None else ""),
     )
+    facts = publish.PromotionFacts(
+        settings.model_name,
+        sha,
+        run.info.run_id,
+        comparison,
+        None if champion is None else str(champion.version),
+    )
     if comparison.failed:
         names = ", ".join(m.message for m in comparison.failed)
-        raise GateFailed(
+        refused = GateFailed(
             f"not promoted: the model does not hold up against the champion: {names}",
             fix="the champion stays; improve the model or relax the gate",
         )
+        facts = dataclasses.replace(facts, refused=True)
+        return _noted(settings, ctx, facts, None, refused, on_stage)
     on_stage("register")
     run_tags = {
         k.removeprefix("mlci."): v
@@ -453,5 +501,30 @@ def promote(
         "commit_time": git.commit_time(root, sha),
     }
     tags.update({f"metric.{k}": v for k, v in head.items()})
-    promotion = registry.promote(uri, settings.model_name, run.info.run_id, sha, tags)
-    return PromoteResult(promotion, comparison, sha)
+    p = registry.promote(uri, settings.model_name, run.info.run_id, sha, tags, on_step)
+    facts = dataclasses.replace(
+        facts, version=p.version, created=p.created, champion=p.champion, previous=p.previous
+    )
+    return _noted(settings, ctx, facts, p, None, on_stage)
+
+
+def _noted(
+    settings: Settings,
+    ctx: CIContext,
+    facts: publish.PromotionFacts,
+    promotion: Any | None,
+    refused: GateFailed | None,
+    on_stage: OnStage,
+) -> PromoteResult:
+    on_stage("promotion note")
+    markdown = publish.promotion_note(settings.report_name, facts)
+    published = publish.publish_promotion(settings, ctx, facts.git_sha, markdown)
+    return PromoteResult(promotion, facts.comparison, facts.git_sha, markdown, published, refused)
+
+
+def raise_for_promotion(result: PromoteResult) -> None:
+    """A refused promotion is exit 4; then a note that could not be posted is exit 5."""
+    if result.refused is not None:
+        raise result.refused
+    if result.published.error is not None:
+        raise result.published.error

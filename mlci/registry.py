@@ -2,6 +2,11 @@
 
 Aliases, not stages: ``champion`` is the model in service, ``previous`` the one before it.
 Each version carries tags that lead back to its commit, PR, data and training run.
+
+A promotion that stops anywhere (the tracking server dies, the job is cancelled) leaves
+``champion`` where it was or fully moved, never on a version whose model files are missing:
+a version becomes a candidate (tag ``mlci.promoted``) only after its registration finished
+and its files were found, ``champion`` is written last, and a re-run resumes from any step.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ import getpass
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from mlci.errors import ConfigError, MlciError, MlflowError
@@ -19,6 +25,17 @@ from mlci.training.tracking import TAG_PREFIX, configure, unreachable
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
+
+# The steps of a promotion, as reported to ``on_step`` (a no-op unless a caller wants them).
+FOUND_RUN = "found run"  # pipeline: the commit's training run is known
+REGISTERED = "registered"  # a version exists, not yet a candidate for champion
+CANDIDATE = "candidate"  # its files are checked and it is tagged promoted
+CONVERGING = "converging"  # `previous` is written, `champion` not yet
+OnStep = Callable[[str], None]
+
+
+def _no_step(_: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -100,11 +117,13 @@ def _versions(client: Any, name: str) -> list[Any]:
 
 
 def candidates(client: Any, name: str) -> list[Any]:
-    """Versions that passed their gates and were not rolled back, oldest commit first."""
+    """Registered versions that passed their gates and were not rolled back, oldest first."""
     found = [
         v
         for v in _versions(client, name)
-        if _tag(v, "promoted") == "true" and _tag(v, "rolled_back") != "true"
+        if _tag(v, "promoted") == "true"
+        and _tag(v, "rolled_back") != "true"
+        and str(getattr(v, "status", None) or "READY") == "READY"
     ]
     return sorted(found, key=_order)
 
@@ -127,13 +146,16 @@ def _alias(client: Any, name: str, alias: str) -> str | None:
 _RACE_CODES = ("BAD_REQUEST", "RESOURCE_ALREADY_EXISTS", "INVALID_STATE", "RESOURCE_DOES_NOT_EXIST")
 
 
-def converge(client: Any, name: str, attempts: int = 30) -> tuple[str | None, str | None]:
+def converge(
+    client: Any, name: str, attempts: int = 30, on_step: OnStep = _no_step
+) -> tuple[str | None, str | None]:
     """Point ``champion`` at the newest candidate and ``previous`` at the one before it.
 
     Every promotion and rollback ends here. Each writer re-reads after it writes and stops
     only when what it reads is consistent, so however promotions interleave, the last write
     is followed by a read that confirms it: exactly one champion, the newest commit that
-    passed, with ``previous`` the one before.
+    passed, with ``previous`` the one before. ``previous`` is written first: a writer that
+    stops in between leaves ``champion`` untouched, and ``previous`` (at worst) on it too.
     """
     from mlflow.exceptions import MlflowException
 
@@ -145,13 +167,14 @@ def converge(client: Any, name: str, attempts: int = 30) -> tuple[str | None, st
         if (have_c, have_p) == (want_c, want_p):
             return want_c, want_p
         try:
-            if want_c is not None and have_c != want_c:
-                client.set_registered_model_alias(name, CHAMPION, want_c)
             if have_p != want_p:
                 if want_p is None:
                     client.delete_registered_model_alias(name, PREVIOUS)
                 else:
                     client.set_registered_model_alias(name, PREVIOUS, want_p)
+            on_step(CONVERGING)
+            if want_c is not None and have_c != want_c:
+                client.set_registered_model_alias(name, CHAMPION, want_c)
         except MlflowException as exc:
             # Another promotion wrote the same alias at the same moment (the server's upsert
             # is not atomic): read again and converge from there.
@@ -164,32 +187,91 @@ def converge(client: Any, name: str, attempts: int = 30) -> tuple[str | None, st
     )
 
 
-def _register(
-    client: Any, name: str, run_id: str, git_sha: str, tags: Mapping[str, Any]
-) -> tuple[str, bool]:
-    """The version for this commit: reused if registered before, else registered now."""
+def _mine(client: Any, name: str, git_sha: str) -> list[Any]:
+    """This commit's versions, lowest first."""
+    found = [v for v in _versions(client, name) if _tag(v, "git_sha") == git_sha]
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def _check_files(client: Any, name: str, version: Any) -> None:
+    """Refuse a version whose registration did not finish or whose model files are missing."""
     import mlflow
 
-    mine = [v for v in _versions(client, name) if _tag(v, "git_sha") == git_sha]
-    if mine:
-        return str(min(int(v.version) for v in mine)), False
-    all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items() if v is not None}
-    all_tags[f"{TAG_PREFIX}git_sha"] = git_sha
-    mv = mlflow.register_model(f"runs:/{run_id}/model", name, tags=all_tags)
-    version = str(mv.version)
-    # Two promotions of the same commit at once: the lowest version wins, the other goes.
-    twins = sorted(int(v.version) for v in _versions(client, name) if _tag(v, "git_sha") == git_sha)
-    if twins and int(version) != twins[0]:
-        client.delete_model_version(name, version)
-        return str(twins[0]), False
-    # Only now, with its artifacts registered, may it become a candidate for champion.
-    client.set_model_version_tag(name, version, f"{TAG_PREFIX}promoted", "true")
-    return version, True
+    status = str(getattr(version, "status", None) or "READY")
+    if status != "READY":
+        raise MlflowError(
+            f"version {version.version} of '{name}' is {status}, not READY: its registration "
+            "did not finish",
+            fix="re-run `mlci promote`; if it stays so, delete that version in MLflow",
+        )
+    uri = client.get_model_version_download_uri(name, version.version)
+    files = mlflow.artifacts.list_artifacts(artifact_uri=uri)
+    if not any(PurePosixPath(f.path).name == "MLmodel" for f in files):
+        raise MlflowError(
+            f"version {version.version} of '{name}' has no model files (no MLmodel at {uri})",
+            fix="check the training run logged its model (`mlci train` does), "
+            "then delete that version and re-run `mlci promote`",
+        )
 
 
-def promote(uri: str, name: str, run_id: str, git_sha: str, tags: Mapping[str, Any]) -> Promotion:
-    """Register ``run_id``'s model (once per commit) and converge the aliases."""
+def _register(
+    client: Any,
+    name: str,
+    run_id: str,
+    git_sha: str,
+    tags: Mapping[str, Any],
+    on_step: OnStep = _no_step,
+) -> tuple[str, bool]:
+    """The version for this commit, registered now or before, made a candidate for champion.
+
+    A version found from an earlier, interrupted promotion is finished here: checked and
+    tagged, so a re-run converges as if nothing had happened.
+    """
+    import mlflow
+
+    mine = _mine(client, name, git_sha)
+    created = False
+    if not mine:
+        all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items() if v is not None}
+        all_tags[f"{TAG_PREFIX}git_sha"] = git_sha
+        mv = mlflow.register_model(f"runs:/{run_id}/model", name, tags=all_tags)
+        on_step(REGISTERED)
+        mine = _mine(client, name, git_sha) or [mv]
+        # Two promotions of the same commit at once: the lowest version wins, the other goes.
+        created = str(mine[0].version) == str(mv.version)
+        if not created:
+            client.delete_model_version(name, str(mv.version))
+    chosen = mine[0]
+    # Only now, with its registration finished and its files there, may it become a
+    # candidate for champion. A version that already is one (or was rolled back) stays so.
+    if _tag(chosen, "promoted") != "true":
+        _check_files(client, name, chosen)
+        client.set_model_version_tag(name, str(chosen.version), f"{TAG_PREFIX}promoted", "true")
+    on_step(CANDIDATE)
+    return str(chosen.version), created
+
+
+def promote(
+    uri: str,
+    name: str,
+    run_id: str,
+    git_sha: str,
+    tags: Mapping[str, Any],
+    on_step: OnStep | None = None,
+) -> Promotion:
+    """Register ``run_id``'s model (once per commit) and converge the aliases.
+
+    ``on_step`` hears each step as it completes (``REGISTERED``, ``CANDIDATE``,
+    ``CONVERGING``); the error of a promotion that stopped names the last one.
+    """
     from mlflow.exceptions import MlflowException
+
+    done: list[str] = []
+
+    def step(what: str) -> None:
+        done.append(what)
+        if on_step is not None:
+            on_step(what)
 
     client = _client(uri)
     try:
@@ -198,13 +280,23 @@ def promote(uri: str, name: str, run_id: str, git_sha: str, tags: Mapping[str, A
         except MlflowException as exc:
             if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise
-        version, created = _register(client, name, run_id, git_sha, tags)
-        champion, previous = converge(client, name)
+        version, created = _register(client, name, run_id, git_sha, tags, step)
+        champion, previous = converge(client, name, on_step=step)
     except MlflowError:
         raise
     except Exception as exc:
-        raise unreachable(uri, exc) from None
+        raise _stopped(uri, name, done, exc) from None
     return Promotion(name, version, previous, run_id, created, champion)
+
+
+def _stopped(uri: str, name: str, done: list[str], exc: Exception) -> MlflowError:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    where = f"after step '{done[-1]}'" if done else "before registering"
+    return MlflowError(
+        f"MLflow at {uri} failed while promoting '{name}' ({where}): {text[:300]}. "
+        f"'{CHAMPION}' is unchanged or fully moved, never on a version without its files",
+        fix="re-run `mlci promote` once the server is up: it resumes where it stopped",
+    )
 
 
 def rollback(

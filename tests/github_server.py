@@ -154,6 +154,8 @@ class FakeGitHub:
         self.pulls: dict[int, dict[str, Any]] = {}
         self.check_runs: dict[int, dict[str, Any]] = {}
         self.statuses: list[dict[str, Any]] = []
+        self.commit_comments: dict[str, list[dict[str, Any]]] = {}
+        self.commit_pulls: dict[str, list[int]] = {}
         self.used: dict[str, int] = {}
         self.faults: list[Fault] = []
         self._ids = itertools.count(1001)
@@ -230,6 +232,11 @@ class FakeGitHub:
         self.pulls[number] = {"number": number, "head_sha": head_sha}
         self.comments.setdefault(number, [])
         return self.pulls[number]
+
+    def merge_pull(self, number: int, sha: str) -> None:
+        """PR ``number`` was merged as commit ``sha`` (what ``/commits/{sha}/pulls`` lists)."""
+        self.pulls[number]["merged_as"] = sha
+        self.commit_pulls.setdefault(sha, []).append(number)
 
     def add_comment(self, pr: int, body: str, *, user: str = "someone-else") -> dict[str, Any]:
         with self.lock:
@@ -516,7 +523,48 @@ class FakeGitHub:
                 )
             self.statuses.append(status)
             return 201, {}, status
+        if template.endswith("/commits/{commit_sha}/pulls"):
+            return (
+                200,
+                {},
+                [self._merged_pull_json(n) for n in self.commit_pulls.get(v["commit_sha"], [])],
+            )
+        if template.endswith("/commits/{commit_sha}/comments"):
+            return self._new_commit_comment(v["commit_sha"], data["body"], user)
         raise ApiError(404, "Not Found")
+
+    def _merged_pull_json(self, number: int) -> dict[str, Any]:
+        pull = self.pulls[number]
+        merged = dict(self._pull_json(pull), state="closed", merged=True)
+        merged.update(closed_at=_iso(2), merged_at=_iso(2), merge_commit_sha=pull["merged_as"])
+        return merged
+
+    def _new_commit_comment(
+        self, sha: str, body: str, user: dict[str, Any]
+    ) -> tuple[int, dict[str, str], Any]:
+        if not re.fullmatch(r"[0-9a-f]{40}", sha):
+            raise ApiError(422, f"No commit found for SHA: {sha}")
+        self._check_length(body)
+        with self.lock:
+            cid = next(self._ids)
+            stamp = _iso(next(self._clock))
+            comment = {
+                "html_url": f"https://github.com/{REPO}/commit/{sha}#commitcomment-{cid}",
+                "url": f"{self.url}/repos/{REPO}/comments/{cid}",
+                "id": cid,
+                "node_id": f"CC_kwDO{cid}",
+                "body": body,
+                "path": None,
+                "position": None,
+                "line": None,
+                "commit_id": sha,
+                "user": user,
+                "created_at": stamp,
+                "updated_at": stamp,
+                "author_association": "MEMBER" if user["type"] == "User" else "NONE",
+            }
+            self.commit_comments.setdefault(sha, []).append(comment)
+        return 201, {"Location": comment["url"]}, comment
 
     def _check_length(self, body: str) -> None:
         if len(body) > 65536:

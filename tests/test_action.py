@@ -344,8 +344,14 @@ def test_push_to_main_promotes_the_model_to_champion(
     assert run.outputs["verdict"] == "passed"
     champion = MlflowClient(workspace.tracking_uri).get_model_version_by_alias(MODEL, "champion")
     assert run.outputs["model-version"] == str(champion.version)
-    assert champion.tags.get("mlci.git_sha") == git(ci, "rev-parse", "HEAD").strip()
-    assert not github.requests_to("POST")  # no PR: nothing is posted
+    sha = git(ci, "rev-parse", "HEAD").strip()
+    assert champion.tags.get("mlci.git_sha") == sha
+    # No PR comment (a push has none); the promotion note goes on the commit instead.
+    assert not github.requests_to("POST", r"/issues/")
+    (note,) = github.commit_comments[sha]
+    assert f"v{champion.version}" in note["body"] and sha in note["body"]
+    no_token_in(github, run.log)
+    assert not github.violations, github.violations
 
 
 @pytest.mark.slow

@@ -122,3 +122,30 @@ def test_identical_data_reports_no_drift(workspace: Workspace) -> None:
     report = (ci2 / ".mlci" / "report.md").read_text()
     # Same content hash as on base: zero drift without loading either table.
     assert "**`data/diabetes.csv`**: rows 442 → 442 (identical to base: no drift)" in report
+
+
+def test_compare_against_the_champion(workspace: Workspace) -> None:
+    from mlflow.tracking import MlflowClient
+
+    ci = workspace.clone()
+    before = workspace.mlci(ci, "compare", "--base", "@champion", "--json")
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["has_baseline"] is False  # nothing promoted yet
+
+    assert workspace.mlci(workspace.project, "promote").returncode == 0  # main -> v1
+    champion = MlflowClient(workspace.tracking_uri).get_model_version_by_alias(
+        "diabetes-progression", "champion"
+    )
+    champ_metrics = MlflowClient(workspace.tracking_uri).get_run(champion.run_id).data.metrics
+
+    proc = workspace.mlci(ci, "run", "--base", "@champion")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = (ci / ".mlci" / "report.md").read_text()
+    assert "vs `diabetes-progression@champion (v1)`" in report
+    assert "| `train.params.max_depth` | 3 | 5 |" in report  # params of the champion's commit
+    # the shallow clone lacked the champion's commit: it was fetched alone
+    assert git(ci, "cat-file", "-t", champion.tags["mlci.git_sha"]).strip() == "commit"
+    compared = json.loads(workspace.mlci(ci, "compare", "--base", "@champion", "--json").stdout)
+    base = {m["name"]: m["base"] for m in compared["metrics"]}
+    for name in ("accuracy", "roc_auc", "log_loss"):
+        assert base[name] == pytest.approx(champ_metrics[name], abs=1e-12), name

@@ -1,10 +1,15 @@
-"""Promotion and rollback on a real MLflow registry (SQLite store)."""
+"""Promotion and rollback on a real MLflow registry (SQLite store), and the promotion note on
+the loopback GitHub API."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import Workspace, git
+from github_server import FakeGitHub
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +27,11 @@ def test_promote_rollback_and_lineage(workspace: Workspace) -> None:
     proc = workspace.mlci(p, "promote")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "registered version 1; champion -> v1" in proc.stdout
+    assert "## ✅ mlci promotion: promoted" in proc.stdout
+    assert "no GitHub token and repository in this context: promotion note not posted" in (
+        proc.stdout
+    )
+    assert (p / ".mlci" / "report-promotion.md").read_text() in proc.stdout
     client = _registry(workspace)
     v1 = client.get_model_version_by_alias("diabetes-progression", "champion")
     assert str(v1.version) == "1"
@@ -63,7 +73,120 @@ def test_promote_rollback_and_lineage(workspace: Workspace) -> None:
     assert "no previous version" in nothing.stderr
 
 
-def test_promotion_blocked_by_a_worse_model(workspace: Workspace) -> None:
+NOTE = "<!-- mlci-report:mlci-promotion -->"
+MODEL = "diabetes-progression"
+
+
+def github_env(github: FakeGitHub, work: Path, sha: str, **extra: str) -> dict[str, str]:
+    """A push to main after a merge, as GitHub Actions describes it."""
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_SHA": sha,
+        "GITHUB_REPOSITORY": github.repo,
+        "GITHUB_TOKEN": github.token,
+        "GITHUB_API_URL": github.url,
+        "GITHUB_STEP_SUMMARY": str(work / "summary.md"),
+        **extra,
+    }
+
+
+def _notes(comments: list[dict[str, Any]], login: str | None = None) -> list[dict[str, Any]]:
+    """Comments with the promotion note's marker (by ``login`` only, when given)."""
+    return [
+        c for c in comments if NOTE in c["body"] and (login is None or c["user"]["login"] == login)
+    ]
+
+
+def test_promotion_note_is_one_sticky_comment_on_the_merged_pr(
+    workspace: Workspace, github: FakeGitHub
+) -> None:
+    p = workspace.project
+    sha = git(p, "rev-parse", "main").strip()
+    github.add_comment(7, f"{NOTE} not ours: someone else's comment with our marker")
+    env = github_env(github, workspace.work, sha, MLCI_PR_NUMBER="7")
+
+    first = workspace.mlci(p, "promote", **env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    ours = _notes(github.comments[7], "octocat")
+    assert len(ours) == 1
+    body = ours[0]["body"]
+    run_id = _registry(workspace).get_model_version_by_alias(MODEL, "champion").run_id
+    assert body.startswith(NOTE + "\n## ✅ mlci promotion: promoted")
+    assert f"**`{MODEL}` v1 from `{sha[:7]}` is now `champion`.**" in body
+    for row in (
+        "| new version | v1 (registered now) |",
+        "| champion | v1 (was none) |",
+        "| previous | none |",
+        f"| commit | `{sha}` |",
+        f"| MLflow run | `{run_id}` |",
+        "| metric | champion | this commit |",
+    ):
+        assert row in body, row
+    assert "| `accuracy` | — |" in body  # gated metric, no champion to compare with yet
+    assert "<!-- mlci-report:mlci -->" not in body  # not the PR check's sticky comment
+    assert body in (workspace.work / "summary.md").read_text()
+    assert body in first.stdout
+    assert f"promotion note: {ours[0]['html_url']}" in first.stdout
+
+    again = workspace.mlci(p, "promote", **env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    ours_now = _notes(github.comments[7], "octocat")
+    assert [c["id"] for c in ours_now] == [ours[0]["id"]], "updated, not a second comment"
+    assert "| new version | v1 (registered before) |" in ours_now[0]["body"]
+    assert len(github.requests_to("POST", r"/issues/7/comments$")) == 1
+    assert len(github.requests_to("PATCH", r"/issues/comments/\d+$")) == 1
+    assert not github.requests_to("GET", r"/commits/.*/pulls$"), "the context named the PR"
+    assert not github.commit_comments
+    assert github.violations == []
+
+
+def test_promotion_note_on_a_commit_without_a_pr(workspace: Workspace, github: FakeGitHub) -> None:
+    p = workspace.project
+    sha = git(p, "rev-parse", "main").strip()
+    proc = workspace.mlci(p, "promote", **github_env(github, workspace.work, sha))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(github.requests_to("GET", rf"/commits/{sha}/pulls$")) == 1
+    [comment] = github.commit_comments[sha]
+    assert comment["body"].startswith(NOTE + "\n## ✅ mlci promotion: promoted")
+    assert f"| commit | `{sha}` |" in comment["body"]
+    assert all(not _notes(cs) for cs in github.comments.values()), "no PR comment"
+    assert f"promotion note: {comment['html_url']}" in proc.stdout
+    assert comment["body"] in (workspace.work / "summary.md").read_text()
+    assert github.violations == []
+
+
+def test_a_github_failure_keeps_the_promotion_and_the_summary(
+    workspace: Workspace, github: FakeGitHub
+) -> None:
+    p = workspace.project
+    sha = git(p, "rev-parse", "main").strip()
+    github.fail(
+        "POST",
+        r"/issues/7/comments$",
+        403,
+        body={
+            "message": "Resource not accessible by integration",
+            "documentation_url": "https://docs.github.com/rest",
+            "status": "403",
+        },
+    )
+    env = github_env(github, workspace.work, sha, MLCI_PR_NUMBER="7")
+    proc = workspace.mlci(p, "promote", **env)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "registered version 1; champion -> v1" in proc.stdout
+    assert "GitHub refused access to pull request #7" in proc.stderr
+    assert "permissions: pull-requests: write" in proc.stderr
+    assert str(_registry(workspace).get_model_version_by_alias(MODEL, "champion").version) == "1"
+    summary = (workspace.work / "summary.md").read_text()
+    assert summary.startswith(NOTE + "\n## ✅ mlci promotion: promoted")
+    assert f"| commit | `{sha}` |" in summary
+    assert not _notes(github.comments[7])
+    assert len(github.requests_to("POST", r"/issues/7/comments$")) == 1
+
+
+def test_promotion_blocked_by_a_worse_model(workspace: Workspace, github: FakeGitHub) -> None:
     p = workspace.project
     assert workspace.mlci(p, "promote").returncode == 0
     git(p, "checkout", "-q", "-b", "worse")
@@ -75,8 +198,23 @@ def test_promotion_blocked_by_a_worse_model(workspace: Workspace) -> None:
     )
     (p / "params.yaml").write_text(text)
     git(p, "commit", "-qam", "worse")
-    proc = workspace.mlci(p, "promote", "--force")
+    sha = git(p, "rev-parse", "HEAD").strip()
+    github.merge_pull(8, sha)  # found through GET /commits/{sha}/pulls: no PR in the context
+    env = github_env(github, workspace.work, sha, GITHUB_REF="refs/heads/worse")
+    proc = workspace.mlci(p, "promote", "--force", **env)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "does not hold up against the champion" in proc.stderr
     client = _registry(workspace)
     assert str(client.get_model_version_by_alias("diabetes-progression", "champion").version) == "1"
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1, "nothing registered"
+    [note] = _notes(github.comments[8])
+    body = note["body"]
+    assert body.startswith(NOTE + "\n## ❌ mlci promotion: not promoted")
+    assert "`champion` stays v1" in body
+    assert "| new version | not registered |" in body
+    assert "| champion | v1 (unchanged) |" in body
+    assert f"| commit | `{sha}` |" in body
+    assert "**Failed gates**" in body and "❌ fail" in body
+    assert "champion -> v" not in proc.stdout  # the action reads the new version from that
+    assert body in (workspace.work / "summary.md").read_text()
+    assert github.violations == []

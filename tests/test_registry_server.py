@@ -1,14 +1,21 @@
-"""Promotion at team scale: a real `mlflow server` on PostgreSQL, concurrent promotions."""
+"""Promotion at team scale: a real `mlflow server` on PostgreSQL, concurrent promotions, and a
+server that dies at each step of a promotion."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
+import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
-from servers import MlflowServer
+from servers import MlflowServer, start_mlflow, stop_mlflow
 
 from conftest import Workspace, git
 
@@ -124,3 +131,140 @@ def test_unreachable_server_is_exit_5_and_changes_nothing(workspace: Workspace) 
     assert proc.returncode == 5, proc.stdout + proc.stderr
     assert f"MLflow at {uri} failed" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _kill(server: MlflowServer) -> None:
+    """The server dies: SIGKILL to its whole process group, no goodbye."""
+    os.killpg(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(timeout=20)
+
+
+def _die_after(step: str, server: MlflowServer, dead: list[str]) -> Callable[[str], None]:
+    """An ``on_step`` hook that kills the server once ``step`` is done."""
+
+    def hook(done: str) -> None:
+        if done == step and not dead:
+            _kill(server)
+            dead.append(done)
+
+    return hook
+
+
+def _alias(client: Any, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _champion_files(server: MlflowServer, name: str, dest: Path) -> Path:
+    """Download what ``champion`` points at, as a serving job would; the MLmodel must be there."""
+    import mlflow
+
+    mlflow.set_tracking_uri(server.url)  # the registry too: `models:` resolves through it
+    got = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{name}@champion", dst_path=str(dest), tracking_uri=server.url
+    )
+    assert (Path(got) / "MLmodel").is_file(), list(Path(got).iterdir())
+    return Path(got)
+
+
+def test_server_death_at_each_promotion_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kill `mlflow server` after each step of a promotion, start it again on the same stores:
+    exit 5 with a clear message, `champion` on a version whose files download, and a re-run
+    that converges to champion = new, previous = old."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+    from sklearn.linear_model import LogisticRegression
+
+    from mlci import git as mgit
+    from mlci import pipeline, registry
+    from mlci.ci import CIContext
+    from mlci.config import Gate, Settings
+    from mlci.errors import EXIT_EXTERNAL, MlflowError
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a dead server fails at once
+    backend, artifacts = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts"
+    server = start_mlflow(backend, artifacts, tmp_path / "server-0.log")
+    try:
+        repo = tmp_path / "repo"
+        repo.mkdir()
+        git(repo, "init", "-q", "-b", "main")
+        shas = []
+        for i in range(2):
+            (repo / "params.yaml").write_text(f"train: {{seed: {i}}}\n")
+            git(repo, "add", "params.yaml")
+            git(repo, "commit", "-qm", f"commit {i}")
+            shas.append(git(repo, "rev-parse", "HEAD").strip())
+        old_sha, new_sha = shas
+        mlflow.set_tracking_uri(server.url)
+        exp = mlflow.set_experiment("death").experiment_id
+        model = LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1])
+        runs = []
+        for sha, accuracy in ((old_sha, 0.90), (new_sha, 0.91)):
+            with mlflow.start_run(experiment_id=exp, tags={"mlci.git_sha": sha}) as run:
+                mlflow.log_metric("accuracy", accuracy)
+                mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    serialization_format="cloudpickle",
+                    pip_requirements=["scikit-learn"],
+                )
+            runs.append(run.info.run_id)
+        ctx = CIContext(sha=new_sha, ref="refs/heads/main")
+        steps = (registry.FOUND_RUN, registry.REGISTERED, registry.CANDIDATE, registry.CONVERGING)
+        for i, step in enumerate(steps):
+            name = f"death-{i}"
+            settings = Settings(
+                root=repo,
+                mlflow_tracking_uri=server.url,
+                experiment="death",
+                model_name=name,
+                gates=(Gate("accuracy", abs_tol=0.02),),
+                comment=False,
+            )
+            old_time = {"commit_time": mgit.commit_time(repo, old_sha)}
+            assert registry.promote(server.url, name, runs[0], old_sha, old_time).champion == "1"
+            dead: list[str] = []
+            with pytest.raises(MlflowError) as stopped:
+                pipeline.promote(repo, settings, ctx, on_step=_die_after(step, server, dead))
+            assert dead == [step]
+            err = stopped.value
+            assert err.exit_code == EXIT_EXTERNAL
+            assert f"MLflow at {server.url} failed" in err.message
+            if step != registry.FOUND_RUN:
+                assert f"while promoting '{name}' (after step '{step}')" in err.message
+                assert "re-run `mlci promote`" in (err.fix or "")
+
+            server = start_mlflow(backend, artifacts, tmp_path / f"server-{i + 1}.log")
+            client = MlflowClient(server.url)
+            # Every step before the last write leaves champion where it was, with its files.
+            assert _alias(client, name, "champion") == "1", step
+            assert _alias(client, name, "previous") == (
+                "1" if step == registry.CONVERGING else None
+            )
+            _champion_files(server, name, tmp_path / f"before-{i}")
+            versions = {str(v.version): v for v in client.search_model_versions(f"name = '{name}'")}
+            if step == registry.REGISTERED:
+                assert "mlci.promoted" not in versions["2"].tags, "registered, not yet a candidate"
+            assert sorted(versions) == (["1"] if step == registry.FOUND_RUN else ["1", "2"])
+
+            settings = dataclasses.replace(settings, mlflow_tracking_uri=server.url)
+            again = pipeline.promote(repo, settings, ctx)
+            assert again.promotion is not None
+            assert (again.promotion.version, again.promotion.champion) == ("2", "2")
+            assert again.promotion.previous == "1"
+            assert (_alias(client, name, "champion"), _alias(client, name, "previous")) == (
+                "2",
+                "1",
+            )
+            assert len(client.search_model_versions(f"name = '{name}'")) == 2, "no duplicate"
+            _champion_files(server, name, tmp_path / f"after-{i}")
+    finally:
+        stop_mlflow(server)

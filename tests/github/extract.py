@@ -23,6 +23,75 @@ OPERATIONS = {
     "/repos/{owner}/{repo}/check-runs": ["post"],
     "/repos/{owner}/{repo}/check-runs/{check_run_id}": ["patch"],
     "/repos/{owner}/{repo}/statuses/{sha}": ["post"],
+    "/repos/{owner}/{repo}/commits/{commit_sha}/pulls": ["get"],
+    "/repos/{owner}/{repo}/commits/{commit_sha}/comments": ["post"],
+}
+_STR, _INT, _OBJ = {"type": ["string"]}, {"type": ["integer"]}, {"type": ["object"]}
+# Operations the source above lacks, already in the extracted form: transcribed from GitHub's
+# REST API description itself, github/rest-api-description, descriptions-next/api.github.com/
+# api.github.com.2022-11-28.json at commit 00b7bf624c602a6262287a112d7aa4fb65b5c09e (MIT):
+# the operation, its `commit-sha` parameter (the same component as in the source) and the
+# `commit-comment` response schema, OpenAPI 3.1 `["string", "null"]` written as `nullable`.
+SUPPLEMENT: dict[str, dict[str, Any]] = {
+    "/repos/{owner}/{repo}/commits/{commit_sha}/comments": {
+        "post": {
+            "operationId": "repos/create-commit-comment",
+            "parameters": [
+                {"in": "path", "name": "owner", "required": True, "schema": {"type": "string"}},
+                {"in": "path", "name": "repo", "required": True, "schema": {"type": "string"}},
+                {
+                    "in": "path",
+                    "name": "commit_sha",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "x-multi-segment": True,
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "body": {"type": "string"},
+                        "path": {"type": "string"},
+                        "position": {"type": "integer"},
+                        "line": {"type": "integer"},
+                    },
+                    "required": ["body"],
+                },
+            },
+            "responses": {
+                "201": {
+                    "type": "object",
+                    "required": sorted(
+                        [
+                            *("url", "html_url", "id", "node_id", "user", "position", "line"),
+                            *("path", "commit_id", "body", "author_association", "created_at"),
+                            "updated_at",
+                        ]
+                    ),
+                    "properties": {
+                        "html_url": _STR,
+                        "url": _STR,
+                        "id": _INT,
+                        "node_id": _STR,
+                        "body": _STR,
+                        "path": {**_STR, "nullable": True},
+                        "position": {**_INT, "nullable": True},
+                        "line": {**_INT, "nullable": True},
+                        "commit_id": _STR,
+                        "user": {**_OBJ, "nullable": True},
+                        "created_at": _STR,
+                        "updated_at": _STR,
+                        "author_association": _STR,
+                        "reactions": _OBJ,
+                    },
+                },
+                "403": {},
+                "422": {},
+            },
+        }
+    },
 }
 DROP = {"description", "examples", "example", "externalDocs", "title", "format", "default"}
 
@@ -65,6 +134,9 @@ def main(source: str) -> None:
     paths: dict[str, Any] = {}
     for path, methods in OPERATIONS.items():
         for method in methods:
+            if method not in full["paths"].get(path, {}):
+                paths.setdefault(path, {})[method] = SUPPLEMENT[path][method]
+                continue
             op = full["paths"][path][method]
             entry: dict[str, Any] = {
                 "operationId": op["operationId"],
