@@ -471,7 +471,7 @@ def promote(
         settings.gates,
         base_rev=f"{registry.CHAMPION}" + (f" v{champion.version}" if champion is not None else ""),
     )
-    facts = publish.PromotionFacts(
+    facts = report.PromotionFacts(
         settings.model_name,
         sha,
         run.info.run_id,
@@ -511,13 +511,15 @@ def promote(
 def _noted(
     settings: Settings,
     ctx: CIContext,
-    facts: publish.PromotionFacts,
+    facts: report.PromotionFacts,
     promotion: Any | None,
     refused: GateFailed | None,
     on_stage: OnStage,
 ) -> PromoteResult:
     on_stage("promotion note")
-    markdown = publish.promotion_note(settings.report_name, facts)
+    markdown = report.promotion_note(
+        settings.report_name, facts, marker=publish.promotion_marker(settings.report_name)
+    )
     published = publish.publish_promotion(settings, ctx, facts.git_sha, markdown)
     return PromoteResult(promotion, facts.comparison, facts.git_sha, markdown, published, refused)
 
