@@ -121,14 +121,7 @@ def _show_result(result: Any) -> None:
         for m in state.comparison.failed:
             console.error(m.message, title="mlci gate")
     console.out(result.markdown)
-    pub = result.published
-    console.info(f"report written to {pub.report_path}")
-    if pub.comment_url:
-        console.info(f"PR comment: {pub.comment_url}")
-    elif pub.skipped:
-        console.info(pub.skipped)
-    if pub.error is not None:
-        console.error(f"could not post the report: {pub.error.one_line()}")
+    _show_publication(result.published, "report")
     run_id = state.facts.get("mlflow_run_id")
     if run_id:
         console.info(f"MLflow run {run_id} at {state.facts.get('mlflow_tracking_uri')}")
@@ -346,12 +339,20 @@ def publish_cmd(report_file: str | None, report_name: str | None, from_dir: str 
     _show_published(publish.publish(settings, _context(), markdown, verdict))
 
 
-def _show_published(pub: Any) -> None:
-    console.info(f"report written to {pub.report_path}")
+def _show_publication(pub: Any, what: str, *, show_error: bool = True) -> None:
+    """Where a report (or note) went. A posting error is shown here only when the exit will
+    be another error's (``show_error``); otherwise the exit funnel shows it once."""
+    console.info(f"{what} written to {pub.report_path}")
     if pub.comment_url:
         console.info(f"PR comment: {pub.comment_url}")
     elif pub.skipped:
         console.info(pub.skipped)
+    if show_error and pub.error is not None:
+        console.error(f"could not post the {what}: {pub.error.one_line()}")
+
+
+def _show_published(pub: Any) -> None:
+    _show_publication(pub, "report", show_error=False)
     if pub.error is not None:
         raise pub.error
 
@@ -369,17 +370,9 @@ def promote(params_file: str | None, force: bool) -> None:
         root, settings, _context(), force=force, on_stage=lambda s: console.step(s)
     )
     console.out(result.markdown)
-    pub = result.published
-    console.info(f"promotion note written to {pub.report_path}")
-    if pub.comment_url:
-        console.info(f"promotion note: {pub.comment_url}")
-    elif pub.skipped:
-        console.info(pub.skipped)
     p = result.promotion
-    if p is None:
-        if pub.error is not None:
-            console.error(f"could not post the promotion note: {pub.error.one_line()}")
-    else:
+    _show_publication(result.published, "promotion note", show_error=p is None)
+    if p is not None:
         verb = "registered" if p.created else "already registered as"
         console.success(
             f"{p.name}: {verb} version {p.version}; champion -> v{p.champion}"

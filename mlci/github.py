@@ -23,9 +23,8 @@ import requests
 from requests.auth import AuthBase
 
 from mlci.errors import GitHubError
+from mlci.report import COMMENT_LIMIT, MARKER_PREFIX, marker_for
 
-MARKER_PREFIX = "<!-- mlci-report:"
-COMMENT_LIMIT = 65536
 CHECK_TEXT_LIMIT = 65535
 SUMMARY_LIMIT = 1024 * 1024
 ANNOTATION_BATCH = 50
@@ -38,13 +37,6 @@ SECONDARY_LIMIT_WAIT_S = 60.0
 
 _TOKEN_SECRET = "GITHUB_TOKEN (or MLCI_GITHUB_TOKEN)"
 _CUT_NOTE = "\n\n> **Note:** {what} was cut to stay within GitHub's limit of {limit}; {where}.\n"
-
-
-def marker_for(report_name: str) -> str:
-    """The hidden marker that finds a report's comment again: ``<!-- mlci-report:NAME -->``."""
-    name = re.sub(r"[^A-Za-z0-9._/ +:@-]", "-", report_name.strip())
-    name = re.sub(r"-{2,}", "-", name).strip(" -") or "default"
-    return f"{MARKER_PREFIX}{name} -->"
 
 
 @dataclass(frozen=True)

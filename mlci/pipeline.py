@@ -353,7 +353,8 @@ def pr_check(
     with _timed(state, "publish", on_stage):
         if save is not None:
             publish.save_artifact(save, settings, ctx, markdown, verdict)
-        published = publish.publish(settings, ctx, markdown, verdict, annotations_of(root, state))
+        notes = annotations_of(root, state) if settings.check_run else ()
+        published = publish.publish(settings, ctx, markdown, verdict, notes)
     result = CheckResult(verdict, markdown, published, state)
     if state.error is not None:
         raise state.error

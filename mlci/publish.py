@@ -31,7 +31,7 @@ class Published:
 
 
 def marker(report_name: str) -> str:
-    from mlci.github import marker_for
+    from mlci.report import marker_for
 
     return marker_for(report_name)
 
@@ -115,13 +115,8 @@ def publish(
     annotations: Sequence[Any] = (),
 ) -> Published:
     """File first, then the job summary, then the network; a network failure loses nothing."""
-    from mlci import github
-
     path = write_report(settings, markdown, verdict)
-    summary = False
-    if settings.step_summary and ctx.step_summary:
-        github.write_step_summary(ctx.step_summary, markdown)
-        summary = True
+    summary = _to_step_summary(settings, ctx, markdown)
     url: str | None = None
     check_url: str | None = None
     error: MlciError | None = None
@@ -141,6 +136,8 @@ def publish(
         except GitHubError as exc:
             error = exc
     if ctx.output:
+        from mlci import github
+
         github.write_outputs(
             ctx.output,
             {
@@ -201,7 +198,7 @@ def load_artifact(directory: Path) -> Artifact:
     """Read a saved report as untrusted input: sizes, types and markup are checked."""
     import re
 
-    from mlci.github import COMMENT_LIMIT, MARKER_PREFIX
+    from mlci.report import COMMENT_LIMIT, MARKER_PREFIX
 
     try:
         raw = (directory / ARTIFACT_REPORT).read_bytes()
@@ -300,16 +297,12 @@ def post_promotion_note(settings: Settings, ctx: CIContext, git_sha: str, markdo
 def publish_promotion(settings: Settings, ctx: CIContext, git_sha: str, markdown: str) -> Published:
     """File and job summary first, then GitHub. A posting failure is returned, never raised:
     the registry was changed (or not) already, and that outcome must stay visible."""
-    from mlci import github
 
     report = settings.report_file
     path = report.with_name(f"{report.stem}-promotion{report.suffix or '.md'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown, encoding="utf-8")
-    summary = False
-    if settings.step_summary and ctx.step_summary:
-        github.write_step_summary(ctx.step_summary, markdown)
-        summary = True
+    summary = _to_step_summary(settings, ctx, markdown)
     url: str | None = None
     skipped: str | None = None
     error: MlciError | None = None
@@ -323,3 +316,13 @@ def publish_promotion(settings: Settings, ctx: CIContext, git_sha: str, markdown
         except GitHubError as exc:
             error = exc
     return Published(path, summary, url, skipped, error)
+
+
+def _to_step_summary(settings: Settings, ctx: CIContext, markdown: str) -> bool:
+    """Append to the job summary when there is one and it is wanted; whether it was."""
+    if not (settings.step_summary and ctx.step_summary):
+        return False
+    from mlci import github
+
+    github.write_step_summary(ctx.step_summary, markdown)
+    return True

@@ -8,6 +8,7 @@ never exceeds GitHub's comment limit: detail is folded, then dropped, then cut w
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,15 @@ from mlci.privacy import PiiReport
 from mlci.validation import ValidationReport
 
 COMMENT_LIMIT = 65536
+MARKER_PREFIX = "<!-- mlci-report:"
 ICONS = {"passed": "✅", "failed": "❌", "data-invalid": "🛑", "error": "⚠️"}
+
+
+def marker_for(report_name: str) -> str:
+    """The hidden marker that finds a report's comment again: ``<!-- mlci-report:NAME -->``."""
+    name = re.sub(r"[^A-Za-z0-9._/ +:@-]", "-", report_name.strip())
+    name = re.sub(r"-{2,}", "-", name).strip(" -") or "default"
+    return f"{MARKER_PREFIX}{name} -->"
 
 
 @dataclass(frozen=True)
