@@ -106,37 +106,71 @@ def main() -> None:
             "dvc metrics diff",
         )
 
-        # 2. a real PR check, stage by stage
+        # 2. a real PR check, stage by stage, publishing to the loopback GitHub API
         open_pr(project, regress=False)
+        real_pr_check(project, work)
+
+
+def real_pr_check(project: Path, work: Path) -> None:
+    """`mlci run` in process (so every stage is timed, report and publish included) on a
+    pull_request event, posting its sticky comment to the test suite's loopback GitHub."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from mlci import ci, config, pipeline
+
+    from github_server import FakeGitHub
+
+    server = FakeGitHub().start()
+    try:
+        server.add_comments(7, 250)  # a busy PR: ours must be found across pages
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        event = work / "event.json"
+        repo = {"full_name": server.repo}
+        event.write_text(
+            json.dumps(
+                {
+                    "number": 7,
+                    "pull_request": {
+                        "number": 7,
+                        "head": {"ref": "pr/tune-model", "sha": head, "repo": repo},
+                        "base": {"ref": "main", "repo": repo},
+                    },
+                }
+            )
+        )
+        env = {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_REPOSITORY": server.repo,
+            "GITHUB_TOKEN": server.token,
+            "GITHUB_API_URL": server.url,
+            "GITHUB_STEP_SUMMARY": str(work / "summary.md"),
+        }
+        os.environ.update(env)
+        os.chdir(project)
         t = time.perf_counter()
-        proc = subprocess.run(
-            [*MLCI, "run", "--base", "main"],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = pipeline.pr_check(project, config.load(project), ci.detect(), base="main")
         total = time.perf_counter() - t
-        report = (project / ".mlci" / "report.md").read_text()
-        stages = {}
-        for line in report.splitlines():
-            if line.startswith("| stage "):
-                name, value = line[8:].split(" | ")
-                stages[name.strip()] = float(value.strip(" |s"))
-        train = json.loads((project / "reports" / "train.json").read_text())["duration_s"]
-        print(f"\n## Real PR check (max_depth 3 -> 5), exit {proc.returncode}\n")
-        print("| stage | seconds |\n|---|---:|")
-        for name, seconds in stages.items():
-            print(f"| {name} | {seconds:.2f} |")
-        print(f"| whole `mlci run` process | {total:.2f} |")
-        outside = total - stages.get("reproduce", 0.0)
-        print(
-            f"\nmodel fitting itself: {train:.2f} s; DVC repro (train + evaluate stages, each "
-            f"a process importing sklearn and MLflow): {stages.get('reproduce', 0):.2f} s; "
-            f"mlci outside repro: {outside:.2f} s (target < 2 s: "
-            f"{'met' if outside < 2 else 'NOT met'})"
-        )
+    finally:
+        server.stop()
+    timings = result.state.timings
+    train = json.loads((project / "reports" / "train.json").read_text())["duration_s"]
+    print(f"\n## Real PR check (max_depth 3 -> 5), verdict {result.verdict.status}\n")
+    print("| stage | seconds |\n|---|---:|")
+    for name in pipeline.STAGES:
+        if name in timings:
+            print(f"| {name} | {timings[name]:.2f} |")
+    print(f"| whole check (in process) | {total:.2f} |")
+    outside = total - timings.get("reproduce", 0.0)
+    print(
+        f"\nmodel fitting itself: {train:.2f} s; DVC repro (train + evaluate stages, each "
+        f"a process importing sklearn and MLflow): {timings.get('reproduce', 0):.2f} s; "
+        f"mlci outside repro: {outside:.2f} s (target < 2 s: "
+        f"{'met' if outside < 2 else 'NOT met'}); publish: {len(server.requests)} requests "
+        f"to the loopback API for a PR with 250 comments (comment {result.published.comment_url})"
+    )
 
 
 if __name__ == "__main__":
