@@ -293,7 +293,7 @@ def render(
     return verdict, report.render(inp, marker=publish.marker(settings.report_name))
 
 
-FORK_SAFE_DOC = "README, 'Fork-safe publishing'"
+FORK_SAFE_DOC = "README, 'Pull requests from forks: two workflows'"
 
 
 def guard(settings: Settings, ctx: CIContext) -> None:
