@@ -344,7 +344,8 @@ def _show_publication(pub: Any, what: str, *, show_error: bool = True) -> None:
     be another error's (``show_error``); otherwise the exit funnel shows it once."""
     console.info(f"{what} written to {pub.report_path}")
     if pub.comment_url:
-        console.info(f"PR comment: {pub.comment_url}")
+        # a report is a PR comment; a promotion note may sit on a commit instead
+        console.info(f"{'PR comment' if what == 'report' else what}: {pub.comment_url}")
     elif pub.skipped:
         console.info(pub.skipped)
     if show_error and pub.error is not None:
