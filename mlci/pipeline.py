@@ -93,11 +93,17 @@ def _params(paths: tuple[str, ...], read: Callable[[str], bytes | None]) -> dict
     return out
 
 
-def compare_with_base(root: Path, settings: Settings, rev: str) -> metrics.Comparison:
+RegistryBase = tuple[dict[str, Any] | None, str | None, str]
+
+
+def compare_with_base(
+    root: Path, settings: Settings, rev: str, registry_base: RegistryBase | None = None
+) -> metrics.Comparison:
     """Head metrics/params (work tree) against ``rev``'s, read without a checkout.
 
     ``rev`` is a git revision, or ``@ALIAS`` (``@champion``) for the registered model that
-    alias points at: its training run's metrics, and the params of the commit it came from.
+    alias points at: its training run's metrics, and the params of the commit it came from
+    (``registry_base``, when the caller looked it up already).
     """
     pipe = data.read_pipeline(root)
     head = metrics.load_files(pipe.metrics, metrics.read_worktree(root))
@@ -110,7 +116,7 @@ def compare_with_base(root: Path, settings: Settings, rev: str) -> metrics.Compa
         (settings.params_file,) if (root / settings.params_file).exists() else ()
     )
     if rev.startswith("@"):
-        base, sha, label = _registry_base(root, settings, rev[1:])
+        base, sha, label = registry_base or _registry_base(root, settings, rev[1:])
     else:
         sha, label = git.resolve_base(root, rev), rev
         base = metrics.load_files(pipe.metrics, _reader(root, sha, pipe))
@@ -126,9 +132,7 @@ def compare_with_base(root: Path, settings: Settings, rev: str) -> metrics.Compa
     )
 
 
-def _registry_base(
-    root: Path, settings: Settings, alias: str
-) -> tuple[dict[str, Any] | None, str | None, str]:
+def _registry_base(root: Path, settings: Settings, alias: str) -> RegistryBase:
     """Metrics of the model version ``alias`` points at, and its commit when git has it."""
     from mlci import registry
     from mlci.training.tracking import TAG_PREFIX
@@ -330,17 +334,14 @@ def pr_check(
                 state.pulled = data.pull(root, settings.dvc_remote, repo=repo)
         rev = base_rev(settings, ctx, base)
         with _timed(state, "validate", on_stage):
-            base_sha = (
-                _registry_base(root, settings, rev[1:])[1]
-                if rev.startswith("@")
-                else git.resolve_base(root, rev)
-            )
+            registered = _registry_base(root, settings, rev[1:]) if rev.startswith("@") else None
+            base_sha = registered[1] if registered else git.resolve_base(root, rev)
             state.validation, state.drift, state.pii = check_data(root, settings, base_sha)
         if verdict_of(state).status != "data-invalid":
             with _timed(state, "reproduce", on_stage):
                 data.reproduce(root, repo=repo)
             with _timed(state, "compare", on_stage):
-                state.comparison = compare_with_base(root, settings, rev)
+                state.comparison = compare_with_base(root, settings, rev, registered)
     except MlciError as exc:
         state.error = exc
     finally:
