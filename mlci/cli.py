@@ -23,7 +23,10 @@ _debug = {"on": os.environ.get("MLCI_DEBUG") == "1"}
 def _settings(root: Path, **flags: Any) -> Any:
     from mlci import config
 
-    return config.load(root, flags)
+    settings = config.load(root, flags)
+    for note in settings.notes:
+        console.warn(note)
+    return settings
 
 
 def _repo_root() -> Path:
@@ -186,8 +189,8 @@ def validate(out: str | None, params_file: str | None) -> None:
 @params_option
 def train(params_file: str | None) -> None:
     """Train the model configured under `train:` in params.yaml."""
-    from mlci.pipeline import guard
     from mlci.training.run import train as do_train
+    from mlci.trust import guard
 
     root = Path.cwd()
     settings = _settings(root, params_file=params_file)

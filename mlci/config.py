@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ class Settings:
     gates: tuple[Gate, ...] = ()
     drift: Mapping[str, Any] = field(default_factory=dict)
     pii: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def tracking_uri(self) -> str:
@@ -69,7 +70,7 @@ class Settings:
         return self.root / self.report_path
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "root"}
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("root", "notes")}
 _STRUCTURED = ("validate", "sensitive_columns", "gates", "drift", "pii")
 _SCALARS = {name: f.type for name, f in _FIELDS.items() if name not in _STRUCTURED}
 _PII_KEYS = ("block", "allow")
@@ -183,12 +184,32 @@ def _apply(values: dict[str, Any], raw: Mapping[str, Any], where: str) -> None:
         values[key] = _coerce(key, value, f"{where}.{key}")
 
 
-def load_yaml(path: Path) -> Any:
-    """Parse a YAML file; a syntax error names the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", fix="check the path") from None
+Reader = Callable[[str], "str | None"]
+
+# Settings that widen what a run may do or choose where a token goes. They come from the
+# workflow (environment, action inputs, flags) or the base branch's files, never from files a
+# pull request changed.
+TRUST_KEYS = ("allow_untrusted", "github_api_url", "mlflow_tracking_uri")
+# Events whose work tree is the repository's own (not a pull request's) files.
+_OWN_CODE_EVENTS = frozenset(
+    {"push", "schedule", "workflow_dispatch", "workflow_run", "release", "repository_dispatch"}
+)
+
+
+def _worktree(root: Path) -> Reader:
+    def read(name: str) -> str | None:
+        path = root / name
+        if not path.is_file():
+            return None
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}", fix="check the file") from None
+
+    return read
+
+
+def _parse_yaml(text: str, name: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -196,14 +217,23 @@ def load_yaml(path: Path) -> Any:
         line = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(
-            f"{path.name}{line}: {problem}", fix=f"fix the YAML syntax in {path}"
+            f"{name}{line}: {problem}", fix=f"fix the YAML syntax in {name}"
         ) from None
 
 
-def _file_settings(root: Path, params_file: str) -> tuple[Mapping[str, Any], str]:
-    params = root / params_file
-    if params.exists():
-        data = load_yaml(params)
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file; a syntax error names the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", fix="check the path") from None
+    return _parse_yaml(text, path.name)
+
+
+def _file_settings(read: Reader, params_file: str) -> tuple[Mapping[str, Any], str]:
+    text = read(params_file)
+    if text is not None:
+        data = _parse_yaml(text, params_file)
         if data is not None and not isinstance(data, Mapping):
             raise ConfigError(
                 f"{params_file}: expected a mapping at the top",
@@ -216,12 +246,12 @@ def _file_settings(root: Path, params_file: str) -> tuple[Mapping[str, Any], str
                     f"{params_file}: `mlci:` must be a mapping", fix="indent its keys"
                 )
             return section, f"{params_file}:mlci"
-    pyproject = root / "pyproject.toml"
-    if pyproject.exists():
+    text = read("pyproject.toml")
+    if text is not None:
         import tomllib
 
         try:
-            doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"pyproject.toml: {exc}", fix="fix the TOML syntax") from None
         section = doc.get("tool", {}).get("mlci")
@@ -230,16 +260,71 @@ def _file_settings(root: Path, params_file: str) -> tuple[Mapping[str, Any], str
     return {}, "defaults"
 
 
+def _base_reader(root: Path, base: str) -> Reader | None:
+    """Files as they are on the PR's base branch (fetched when a CI clone lacks it)."""
+    from mlci import git
+    from mlci.errors import MlciError
+
+    try:
+        sha = git.resolve_base(root, base)
+        prefix = git.prefix(root)
+    except MlciError:
+        return None
+
+    def read(name: str) -> str | None:
+        raw = git.show(root, sha, f"{prefix}{name}")
+        return None if raw is None else raw.decode("utf-8", errors="replace")
+
+    return read
+
+
+def _trusted_section(
+    root: Path, params_file: str, section: Mapping[str, Any], where: str, env: Mapping[str, str]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The trust keys of the files' settings that may be honoured, and notes on the rest.
+
+    On the repository's own code (a push, a schedule, a local run) the files are trusted. On a
+    pull request they are the PR's: trust keys are taken from the base branch's files instead.
+    On any other event that may carry a PR's files (``issue_comment``, ``merge_group``...) they
+    are ignored. Fail closed: a base that cannot be read counts as one without the keys.
+    """
+    given = {k: section[k] for k in TRUST_KEYS if k in section}
+    event = env.get("GITHUB_EVENT_NAME") or None
+    if event is None or event in _OWN_CODE_EVENTS:
+        return given, ()
+    base = env.get("GITHUB_BASE_REF") if event.startswith("pull_request") else None
+    read = _base_reader(root, base) if base else None
+    trusted = dict(_file_settings(read, params_file)[0]) if read is not None else {}
+    kept = {k: trusted[k] for k in TRUST_KEYS if k in trusted}
+    notes = tuple(
+        f"{where}.{k} is ignored: on a {event} event it may only come from the workflow "
+        + (f"or the base branch '{base}'" if base else "(environment or action input)")
+        for k in given
+        if k not in kept or given[k] != kept[k]
+    )
+    return kept, notes
+
+
 def load(
     root: Path, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
     """Build the settings for the repository at ``root``."""
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
-    params_file = str(flags.get("params_file") or env.get("MLCI_PARAMS_FILE") or "params.yaml")
+    chosen = flags.get("params_file") or env.get("MLCI_PARAMS_FILE")
+    params_file = str(chosen or "params.yaml")
+    if chosen and not (root / params_file).is_file():
+        source = "--params-file" if flags.get("params_file") else "MLCI_PARAMS_FILE"
+        raise ConfigError(
+            f"{source} names {params_file}, which does not exist in {root}",
+            fix="give the path of the params file relative to the project, or leave it unset "
+            "for params.yaml",
+        )
     values: dict[str, Any] = {"params_file": params_file}
-    section, where = _file_settings(root, params_file)
-    _apply(values, section, where)
+    section, where = _file_settings(_worktree(root), params_file)
+    trusted, notes = _trusted_section(root, params_file, section, where, env)
+    _apply(values, {k: v for k, v in section.items() if k not in TRUST_KEYS}, where)
+    _apply(values, trusted, where)
     for name in [*_SCALARS, "sensitive_columns"]:
         var = f"MLCI_{name.upper()}"
         if env.get(var) not in (None, ""):
@@ -247,7 +332,7 @@ def load(
     if "github_api_url" not in values and env.get("GITHUB_API_URL"):
         values["github_api_url"] = env["GITHUB_API_URL"]
     _apply(values, flags, "flag")
-    return Settings(root=root, **values)
+    return Settings(root=root, notes=notes, **values)
 
 
 def known_env_vars() -> list[str]:

@@ -72,6 +72,11 @@ def show(root: Path, rev: str, path: str) -> bytes | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def prefix(root: Path) -> str:
+    """``root``'s path inside its repository, '' or ending in '/' (for ``rev:path``)."""
+    return _git(root, "rev-parse", "--show-prefix").stdout.strip()
+
+
 def is_shallow(root: Path) -> bool:
     return _git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlci import data, drift, git, metrics, privacy, publish, report, validation
+from mlci import data, drift, git, metrics, privacy, publish, report, trust, validation
 from mlci.ci import CIContext
 from mlci.config import Settings
 from mlci.errors import (
@@ -29,7 +29,6 @@ from mlci.errors import (
     GateFailed,
     MlciError,
     RepoError,
-    UntrustedCode,
 )
 
 STAGES = ("pull", "validate", "reproduce", "compare", "report", "publish")
@@ -297,21 +296,6 @@ def render(
     return verdict, report.render(inp, marker=publish.marker(settings.report_name))
 
 
-FORK_SAFE_DOC = "README, 'Pull requests from forks: two workflows'"
-
-
-def guard(settings: Settings, ctx: CIContext) -> None:
-    """Refuse to run a fork's code with secrets present, unless explicitly allowed."""
-    if ctx.untrusted_code and not settings.allow_untrusted:
-        runner = "a self-hosted runner" if ctx.self_hosted else "this runner"
-        raise UntrustedCode(
-            f"the PR comes from the fork {ctx.head_repo or '?'} and this "
-            f"{ctx.event_name} job has secrets on {runner}: training it would run untrusted code",
-            fix=f"run the check on `pull_request` and publish from a `workflow_run` job "
-            f"(see {FORK_SAFE_DOC}), or set allow-untrusted / MLCI_ALLOW_UNTRUSTED=true",
-        )
-
-
 def pr_check(
     root: Path,
     settings: Settings,
@@ -323,10 +307,10 @@ def pr_check(
     save: Path | None = None,
 ) -> CheckResult:
     """The whole PR check. Raises the verdict's error after the report is out."""
-    guard(settings, ctx)
     state = CheckState()
     repo: Any = None  # one DVC Repo for pull and repro: its index is built once
     try:
+        ctx = trust.guard(settings, ctx)
         data.read_pipeline(root)
         repo = data.open_repo(root)
         if pull:

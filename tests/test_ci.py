@@ -7,7 +7,7 @@ import pytest
 
 from mlci import ci, config
 from mlci.errors import EXIT_USAGE, UntrustedCode
-from mlci.pipeline import guard
+from mlci.trust import guard
 
 
 def _event(tmp_path: Path, head_repo: str, base_repo: str = "octo/demo") -> str:
