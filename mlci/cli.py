@@ -88,22 +88,23 @@ def run(
     from mlci import pipeline
 
     root = _repo_root()
-    settings = _settings(root, params_file=params_file, report_name=report_name)
-    ctx = _context()
+    try:
+        settings = _settings(root, params_file=params_file, report_name=report_name)
+        ctx = _context()
+    except MlciError as exc:
+        path = pipeline.report_error(root, exc)
+        console.info(f"report written to {path}")
+        raise
     with console.group("mlci run"):
-        try:
-            result = pipeline.pr_check(
-                root,
-                settings,
-                ctx,
-                base=base,
-                pull=not no_pull,
-                on_stage=lambda s: console.step(s),
-                save=Path(save) if save else None,
-            )
-        except MlciError:
-            console.info(f"report written to {settings.report_file}")
-            raise
+        result = pipeline.pr_check(
+            root,
+            settings,
+            ctx,
+            base=base,
+            pull=not no_pull,
+            on_stage=lambda s: console.step(s),
+            save=Path(save) if save else None,
+        )
     _show_result(result)
     pipeline.raise_for(result)
 
@@ -124,7 +125,9 @@ def _show_result(result: Any) -> None:
         for m in state.comparison.failed:
             console.error(m.message, title="mlci gate")
     console.out(result.markdown)
-    _show_publication(result.published, "report")
+    # a posting error is shown here only when the exit will be another error's
+    other_exit = state.error is not None or result.verdict.status in ("failed", "data-invalid")
+    _show_publication(result.published, "report", show_error=other_exit)
     run_id = state.facts.get("mlflow_run_id")
     if run_id:
         console.info(f"MLflow run {run_id} at {state.facts.get('mlflow_tracking_uri')}")

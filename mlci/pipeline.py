@@ -154,9 +154,19 @@ def run_facts(root: Path, settings: Settings) -> tuple[dict[str, Any], list[dict
         roc_path = root / eval_params(root, settings.params_file).plots_dir / "roc.json"
     except ConfigError:
         facts_path, roc_path = root / "reports/train.json", root / "plots/roc.json"
-    facts = json.loads(facts_path.read_text(encoding="utf-8")) if facts_path.exists() else {}
-    roc = json.loads(roc_path.read_text(encoding="utf-8")) if roc_path.exists() else []
-    return facts, roc
+    facts, roc = _json_file(facts_path), _json_file(roc_path)
+    return (
+        facts if isinstance(facts, dict) else {},
+        roc if isinstance(roc, list) else [],
+    )
+
+
+def _json_file(path: Path) -> Any:
+    """A JSON file a stage wrote, or None when it is absent or not JSON (the report goes on)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError, RecursionError):
+        return None
 
 
 def _table_at(root: Path, sha: str, path: str) -> Any | None:
@@ -306,7 +316,8 @@ def pr_check(
     on_stage: OnStage = lambda _: None,
     save: Path | None = None,
 ) -> CheckResult:
-    """The whole PR check. Raises the verdict's error after the report is out."""
+    """The whole PR check. Whatever fails, the report is rendered, written and published; the
+    verdict (``raise_for``) turns it into the exit."""
     state = CheckState()
     repo: Any = None  # one DVC Repo for pull and repro: its index is built once
     try:
@@ -340,10 +351,23 @@ def pr_check(
             publish.save_artifact(save, settings, ctx, markdown, verdict)
         notes = annotations_of(root, state) if settings.check_run else ()
         published = publish.publish(settings, ctx, markdown, verdict, notes)
-    result = CheckResult(verdict, markdown, published, state)
-    if state.error is not None:
-        raise state.error
-    return result
+    return CheckResult(verdict, markdown, published, state)
+
+
+def report_error(
+    root: Path, error: MlciError, settings: Settings | None = None, ctx: CIContext | None = None
+) -> Path:
+    """The report of a check that failed before it could start (settings, event, guard):
+    the error alone, on disk and in the job summary, so a failure never leaves nothing."""
+    settings = settings or Settings(root=root)
+    if ctx is None:
+        import os
+
+        ctx = CIContext(step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
+    verdict, markdown = render(root, settings, CheckState(error=error), None)
+    path = publish.write_report(settings, markdown, verdict)
+    publish.to_step_summary(settings, ctx, markdown)
+    return path
 
 
 def annotations_of(root: Path, state: CheckState) -> list[Any]:
@@ -381,6 +405,8 @@ def _head_sha(root: Path, ctx: CIContext) -> str | None:
 
 def raise_for(result: CheckResult) -> None:
     """Turn a finished check's verdict into its exit, after everything was published."""
+    if result.state.error is not None:
+        raise result.state.error
     v = result.verdict
     if v.status == "data-invalid":
         raise DataInvalid(v.summary, fix="see the report's data validation section")
