@@ -49,7 +49,7 @@ class Settings:
     comment: bool = True
     check_run: bool = False
     step_summary: bool = True
-    promote_branch: str = "main"
+    promote_branch: str | None = None
     allow_untrusted: bool = False
     validate: Mapping[str, str] = field(default_factory=dict)
     sensitive_columns: tuple[str, ...] = ()
@@ -305,6 +305,16 @@ def _trusted_section(
     return kept, notes
 
 
+def _inside(path: str | None, where: str) -> None:
+    """A path from the settings file stays inside the project: the file may be a PR's."""
+    if path is not None and (Path(path).is_absolute() or ".." in Path(path).parts):
+        raise ConfigError(
+            f"{where}: {path!r} points outside the project",
+            fix="use a path relative to the project, without '..' (flags and MLCI_* may "
+            "point elsewhere)",
+        )
+
+
 def load(
     root: Path, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
@@ -324,6 +334,7 @@ def load(
     section, where = _file_settings(_worktree(root), params_file)
     trusted, notes = _trusted_section(root, params_file, section, where, env)
     _apply(values, {k: v for k, v in section.items() if k not in TRUST_KEYS}, where)
+    _inside(values.get("report_path"), f"{where}.report_path")
     _apply(values, trusted, where)
     for name in [*_SCALARS, "sensitive_columns"]:
         var = f"MLCI_{name.upper()}"

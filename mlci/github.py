@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -148,17 +149,8 @@ class GitHubClient:
     def iter_comments(self, pr_number: int) -> Iterator[dict[str, Any]]:
         """Every comment on a PR, oldest first, across all pages (following ``Link: next``)."""
         why = _Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: read")
-        url: str | None = f"/repos/{self.repository}/issues/{pr_number}/comments"
-        params: dict[str, Any] | None = {"per_page": 100}
-        while url:
-            resp = self._request("GET", url, why, params=params)
-            page = _json(resp)
-            if not isinstance(page, list):
-                raise GitHubError(f"GitHub answered a comment listing that is not a list: {url}")
-            yield from page
-            url, params = resp.links.get("next", {}).get("url"), None
-            if url:
-                self._check_same_origin(url)
+        url = f"/repos/{self.repository}/issues/{pr_number}/comments"
+        yield from self._pages(url, why, {"per_page": 100}, "comment")
 
     def upsert_comment(
         self, pr_number: int, body: str, marker: str, *, author: str | None = None
@@ -172,6 +164,27 @@ class GitHubClient:
                 fix="shorten the report (details fold into the job summary)",
             )
         login = author or self.identity()
+        why = _Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: write")
+        payload = {"body": body}
+        newest = self._own_comment(pr_number, marker, login)
+        if newest is not None:
+            resp = self._update_comment(newest, payload, why)
+            created = False
+        else:
+
+            def created_already() -> requests.Response | None:
+                """An unanswered POST may have made the comment: update it, never post twice."""
+                found = self._own_comment(pr_number, marker, login)
+                return None if found is None else self._update_comment(found, payload, why)
+
+            path = f"/repos/{self.repository}/issues/{pr_number}/comments"
+            resp = self._request("POST", path, why, json=payload, reconcile=created_already)
+            created = True
+        data = _json(resp)
+        return CommentResult(int(data["id"]), str(data["html_url"]), created)
+
+    def _own_comment(self, pr_number: int, marker: str, login: str) -> dict[str, Any] | None:
+        """The newest comment ``login`` wrote that carries ``marker``, or None."""
         newest: dict[str, Any] | None = None
         for comment in self.iter_comments(pr_number):
             user = comment.get("user") or {}
@@ -179,18 +192,13 @@ class GitHubClient:
                 continue
             if newest is None or _comment_order(comment) >= _comment_order(newest):
                 newest = comment
-        why = _Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: write")
-        payload = {"body": body}
-        if newest is not None:
-            path = f"/repos/{self.repository}/issues/comments/{newest['id']}"
-            resp = self._request("PATCH", path, why, json=payload)
-            created = False
-        else:
-            path = f"/repos/{self.repository}/issues/{pr_number}/comments"
-            resp = self._request("POST", path, why, json=payload)
-            created = True
-        data = _json(resp)
-        return CommentResult(int(data["id"]), str(data["html_url"]), created)
+        return newest
+
+    def _update_comment(
+        self, comment: Mapping[str, Any], payload: dict[str, Any], why: _Why
+    ) -> requests.Response:
+        path = f"/repos/{self.repository}/issues/comments/{comment['id']}"
+        return self._request("PATCH", path, why, json=payload)
 
     def create_check_run(
         self,
@@ -211,6 +219,20 @@ class GitHubClient:
         output: dict[str, Any] = {"title": title, "summary": summary}
         if batches:
             output["annotations"] = batches[0]
+        # Names this very request, so that after a lost answer we find what it made, if anything.
+        external_id = f"mlci-{uuid.uuid4().hex}"
+
+        def created_already() -> requests.Response | None:
+            """An unanswered POST may have made the run: update it (without annotations, which
+            a PATCH would add twice), never create a second one."""
+            found = self._find_check_run(head_sha, name, external_id)
+            if found is None:
+                return None
+            path = f"/repos/{self.repository}/check-runs/{found['id']}"
+            return self._request(
+                "PATCH", path, why, json={"output": {"title": title, "summary": summary}}
+            )
+
         resp = self._request(
             "POST",
             f"/repos/{self.repository}/check-runs",
@@ -218,20 +240,44 @@ class GitHubClient:
             json={
                 "name": name,
                 "head_sha": head_sha,
+                "external_id": external_id,
                 "status": "completed",
                 "conclusion": conclusion,
                 "output": output,
             },
+            reconcile=created_already,
         )
         data = _json(resp)
+        path = f"/repos/{self.repository}/check-runs/{data['id']}"
+        sent = len(batches[0]) if batches else 0
         for batch in batches[1:]:
+            sent += len(batch)
             self._request(
                 "PATCH",
-                f"/repos/{self.repository}/check-runs/{data['id']}",
+                path,
                 why,
                 json={"output": {"title": title, "summary": summary, "annotations": batch}},
+                reconcile=partial(self._check_run_holds, path, why, sent),
             )
         return str(data["html_url"])
+
+    def _check_run_holds(self, path: str, why: _Why, annotations: int) -> requests.Response | None:
+        """The check run, if it already holds ``annotations`` annotations (a PATCH adds its
+        batch to them: after a lost answer, sending it again would add it twice)."""
+        resp = self._request("GET", path, why)
+        run = _json(resp)
+        output = (run.get("output") if isinstance(run, dict) else None) or {}
+        return resp if int(output.get("annotations_count") or 0) >= annotations else None
+
+    def _find_check_run(self, head_sha: str, name: str, external_id: str) -> dict[str, Any] | None:
+        """The check run named ``name`` on ``head_sha`` that carries ``external_id``, or None."""
+        why = _Why(f"commit {head_sha[:12]} in {self.repository}", "checks: read")
+        url = f"/repos/{self.repository}/commits/{head_sha}/check-runs"
+        params = {"check_name": name, "filter": "all", "per_page": 100}
+        for run in self._pages(url, why, params, "check run", key="check_runs"):
+            if run.get("external_id") == external_id and run.get("head_sha") == head_sha:
+                return run
+        return None
 
     def set_commit_status(
         self,
@@ -297,30 +343,48 @@ class GitHubClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         allow: Collection[int] = (),
+        reconcile: Callable[[], requests.Response | None] | None = None,
     ) -> requests.Response:
+        """Send with retries. Some requests must not be applied twice (a POST that creates, a
+        PATCH that adds annotations): when one may have been applied although its answer was
+        lost (a timeout or dropped connection after sending, a 5xx), ``reconcile`` runs before
+        it is sent again. It looks for what the request would have made and returns the answer
+        for that (after updating it where needed), or None when there is nothing: then sending
+        again is safe. Without ``reconcile`` a request is simply repeated."""
         if not url.startswith(("http://", "https://")):
             url = self.api_url + url
         shown = f"{method} {urlsplit(url).path}"
         waited = 0.0
         last = ""
+        unsure = False  # whether the previous try may have been applied without our knowing
         for attempt in range(1, self.max_tries + 1):
+            if unsure and reconcile is not None:
+                found = reconcile()
+                if found is not None:
+                    return found
             if method not in ("GET", "HEAD"):
                 waited += self._space_mutation()
+            unsure = False
             try:
                 self.requests_made += 1
                 resp = self._session.request(
                     method, url, params=params, json=json, auth=self._auth, timeout=self.timeout
                 )
+            except requests.ConnectTimeout:
+                last, delay = f"no connection within {self.timeout:g}s", self._backoff(attempt)
             except requests.Timeout:
                 last, delay = f"no answer within {self.timeout:g}s", self._backoff(attempt)
+                unsure = True
             except requests.ConnectionError:
                 last, delay = "the connection failed", self._backoff(attempt)
+                unsure = True
             else:
                 status = resp.status_code
                 if status < 400 or status in allow:
                     return resp
                 if status >= 500:
                     last, delay = f"GitHub answered {status}", self._backoff(attempt)
+                    unsure = True
                 elif status in (403, 429) and _is_rate_limit(resp):
                     last, delay = f"GitHub's rate limit ({status})", _rate_limit_wait(resp)
                     if waited + delay > self.max_wait_s:
@@ -334,6 +398,9 @@ class GitHubClient:
             if attempt == self.max_tries:
                 break
             if waited + delay > self.max_wait_s:
+                found = reconcile() if unsure and reconcile is not None else None
+                if found is not None:
+                    return found
                 raise GitHubError(
                     f"{shown}: gave up after {attempt} tries in {waited:.0f}s; last: {last}",
                     fix="GitHub or the network is having trouble; re-run the job later",
@@ -344,10 +411,40 @@ class GitHubClient:
                 )
             self._sleep(delay)
             waited += delay
+        found = reconcile() if unsure and reconcile is not None else None
+        if found is not None:
+            return found
         raise GitHubError(
             f"{shown}: gave up after {self.max_tries} tries; last: {last}",
             fix="GitHub or the network is having trouble; re-run the job later",
         )
+
+    def _pages(
+        self,
+        url: str,
+        why: _Why,
+        params: Mapping[str, Any],
+        what: str,
+        *,
+        key: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a listing across all pages (following ``Link: next`` on this host);
+        ``key`` names the array where GitHub wraps it in an object."""
+        next_url: str | None = url
+        query: Mapping[str, Any] | None = params
+        while next_url:
+            resp = self._request("GET", next_url, why, params=query)
+            page = _json(resp)
+            items = page.get(key) if key and isinstance(page, dict) else page
+            if not isinstance(items, list):
+                raise GitHubError(
+                    f"GitHub answered a {what} listing that is not a list: {next_url}",
+                    fix="check the API URL setting (GITHUB_API_URL / mlci.github_api_url)",
+                )
+            yield from (item for item in items if isinstance(item, dict))
+            next_url, query = resp.links.get("next", {}).get("url"), None
+            if next_url:
+                self._check_same_origin(next_url)
 
     def _backoff(self, attempt: int) -> float:
         return round(min(30.0, 2.0 ** (attempt - 1)) * self._random.uniform(0.5, 1.0), 3)

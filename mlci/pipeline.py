@@ -428,6 +428,25 @@ class PromoteResult:
     refused: GateFailed | None = None
 
 
+def promote_branch(settings: Settings, ctx: CIContext) -> str:
+    """The branch promotions run on: the setting, else the repository's default branch (from
+    the event), else ``main``. The action's ``promote: auto`` asks the same question."""
+    return settings.promote_branch or ctx.default_branch or "main"
+
+
+def off_promote_branch(root: Path, settings: Settings, ctx: CIContext) -> ConfigError | None:
+    """Why this checkout may not promote (not on the promotion branch), or None."""
+    branch = git.branch(root)
+    target = promote_branch(settings, ctx)
+    if ctx.ref == f"refs/heads/{target}" or (ctx.ref is None and branch == target):
+        return None
+    where = ctx.ref or branch or "a detached HEAD"
+    return ConfigError(
+        f"refusing to promote from {where}: promotion runs only on '{target}'",
+        fix="merge first, set mlci.promote_branch, or pass --force to override",
+    )
+
+
 def promote(
     root: Path,
     settings: Settings,
@@ -446,15 +465,9 @@ def promote(
     from mlci import registry
 
     branch = git.branch(root)
-    on_default = ctx.ref == f"refs/heads/{settings.promote_branch}" or (
-        ctx.ref is None and branch == settings.promote_branch
-    )
-    if not on_default and not force:
-        where = ctx.ref or branch or "a detached HEAD"
-        raise ConfigError(
-            f"refusing to promote from {where}: promotion runs only on '{settings.promote_branch}'",
-            fix="merge first, set mlci.promote_branch, or pass --force to override",
-        )
+    refusal = off_promote_branch(root, settings, ctx)
+    if refusal is not None and not force:
+        raise refusal
     sha = ctx.sha or git.head_sha(root)
     uri = settings.tracking_uri
     on_stage("find run")
@@ -533,6 +546,11 @@ def _noted(
         settings.report_name, facts, marker=publish.promotion_marker(settings.report_name)
     )
     published = publish.publish_promotion(settings, ctx, facts.git_sha, markdown)
+    if ctx.output:
+        from mlci import github
+
+        version = "" if promotion is None else str(promotion.champion)
+        github.write_outputs(ctx.output, {"model-version": version})
     return PromoteResult(promotion, facts.comparison, facts.git_sha, markdown, published, refused)
 
 

@@ -4,7 +4,8 @@ It answers like api.github.com: response shapes from GitHub's REST description, 
 absolute ``Link`` URLs (through ``/repositories/{id}/...`` as GitHub does), rate-limit headers,
 GitHub's error bodies. Every request is recorded and checked against the vendored part of the
 description (``tests/github/rest-subset.json``); each mismatch is kept in ``violations``.
-Faults can be injected: an HTTP status, a dropped connection, or an answer too slow to wait for.
+Faults can be injected: an HTTP status, a dropped connection, an answer too slow to wait for, or
+a request that is applied but whose answer is lost (``lose``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Fault:
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
-    mode: str = "status"  # "status" | "drop" | "hang"
+    mode: str = "status"  # "status" | "drop" | "hang" | "lose"
     seconds: float = 0.0
 
 
@@ -228,8 +229,11 @@ class FakeGitHub:
     def add_token(self, token: str, user: dict[str, Any], *, limit: int = 5000) -> None:
         self.tokens[token] = {"user": user, "limit": limit}
 
-    def add_pull(self, number: int, *, head_sha: str) -> dict[str, Any]:
-        self.pulls[number] = {"number": number, "head_sha": head_sha}
+    def add_pull(
+        self, number: int, *, head_sha: str, head_repo: str | None = REPO
+    ) -> dict[str, Any]:
+        """A PR; ``head_repo`` is the fork it comes from (None: a deleted fork)."""
+        self.pulls[number] = {"number": number, "head_sha": head_sha, "head_repo": head_repo}
         self.comments.setdefault(number, [])
         return self.pulls[number]
 
@@ -288,6 +292,15 @@ class FakeGitHub:
         """Answer only after ``seconds`` (longer than the client's timeout)."""
         self.faults.append(
             Fault(method.upper(), re.compile(path_regex), times, mode="hang", seconds=seconds)
+        )
+
+    def lose(
+        self, method: str, path_regex: str, *, seconds: float | None = None, times: int = 1
+    ) -> None:
+        """Apply the request, then lose the answer: close the connection without one, or (with
+        ``seconds``) send it only after that long, past the client's timeout."""
+        self.faults.append(
+            Fault(method.upper(), re.compile(path_regex), times, mode="lose", seconds=seconds or 0)
         )
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
@@ -478,6 +491,8 @@ class FakeGitHub:
             if pull is None:
                 raise ApiError(404, "Not Found")
             return 200, {}, self._pull_json(pull)
+        if template.endswith("/commits/{ref}/check-runs"):
+            return self._list_check_runs(v)
         if template.endswith("/check-runs"):
             if not is_bot:
                 raise ApiError(403, "You must authenticate via a GitHub App.")
@@ -486,6 +501,8 @@ class FakeGitHub:
             run = self.check_runs.get(v["check_run_id"])
             if run is None:
                 raise ApiError(404, "Not Found")
+            if method == "GET":
+                return 200, {}, run["json"]
             out = data.get("output") or {}
             run["annotations"] += out.get("annotations", [])
             run["json"]["output"].update(
@@ -532,6 +549,35 @@ class FakeGitHub:
         if template.endswith("/commits/{commit_sha}/comments"):
             return self._new_commit_comment(v["commit_sha"], data["body"], user)
         raise ApiError(404, "Not Found")
+
+    def _list_check_runs(self, v: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        """``GET /commits/{ref}/check-runs``: a commit SHA as ref; ``filter=latest`` (GitHub's
+        default) keeps the newest run of each name."""
+        runs = [
+            r["json"]
+            for r in self.check_runs.values()
+            if r["json"]["head_sha"] == v["ref"]
+            and v.get("check_name", r["json"]["name"]) == r["json"]["name"]
+            and v.get("status", r["json"]["status"]) == r["json"]["status"]
+        ]
+        runs.sort(key=lambda run: run["id"], reverse=True)
+        if v.get("filter", "latest") == "latest":
+            newest: dict[str, dict[str, Any]] = {}
+            for run in runs:
+                newest.setdefault(run["name"], run)
+            runs = list(newest.values())
+        per_page, page = max(v.get("per_page", 30), 1), v.get("page", 1)
+        last = max(math.ceil(len(runs) / per_page), 1)
+        headers = {}
+        if page < last:
+            query = "&".join(f"{k}={v[k]}" for k in ("check_name", "status", "filter") if k in v)
+            base = f"{self.url}/repositories/{REPO_ID}/commits/{v['ref']}/check-runs"
+            headers["Link"] = (
+                f'<{base}?{query}&per_page={per_page}&page={page + 1}>; rel="next", '
+                f'<{base}?{query}&per_page={per_page}&page={last}>; rel="last"'
+            )
+        items = runs[(page - 1) * per_page : page * per_page]
+        return 200, headers, {"total_count": len(runs), "check_runs": items}
 
     def _merged_pull_json(self, number: int) -> dict[str, Any]:
         pull = self.pulls[number]
@@ -639,6 +685,21 @@ class FakeGitHub:
         self.check_runs[rid] = {"json": run, "annotations": list(out.get("annotations", []))}
         return run
 
+    def _head_repo(self, name: str | None, own: dict[str, Any]) -> dict[str, Any] | None:
+        if name is None or name == REPO:
+            return None if name is None else own
+        owner_login, _, short = name.partition("/")
+        owner = self.users.get(owner_login) or self.add_user(owner_login)
+        return {
+            **own,
+            "id": REPO_ID + 1,
+            "name": short,
+            "full_name": name,
+            "owner": owner,
+            "html_url": f"https://github.com/{name}",
+            "url": f"{self.url}/repos/{name}",
+        }
+
     def _pull_json(self, pull: dict[str, Any]) -> dict[str, Any]:
         n = pull["number"]
         api = f"{self.url}/repos/{REPO}"
@@ -688,7 +749,7 @@ class FakeGitHub:
                 "ref": f"feature-{n}",
                 "sha": pull["head_sha"],
                 "user": owner,
-                "repo": repo,
+                "repo": self._head_repo(pull.get("head_repo", REPO), repo),
             },
             "base": {
                 "label": "octo:main",
@@ -742,6 +803,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault and fault.mode == "hang":
             time.sleep(fault.seconds)
+        if fault and fault.mode == "lose":
+            self._apply_and_lose(fault, token, headers, raw)
+            return
         if fault and fault.mode == "status":
             fake.requests.append(
                 Recorded(
@@ -765,6 +829,20 @@ class _Handler(BaseHTTPRequestHandler):
             body = {"message": exc.message, "documentation_url": DOCS, "status": str(status)}
             if exc.errors is not None:
                 body["errors"] = exc.errors
+        self._reply(status, fake.rate_headers(token) | extra, body)
+
+    def _apply_and_lose(
+        self, fault: Fault, token: str | None, headers: dict[str, str], raw: str
+    ) -> None:
+        fake = self.server_fake
+        try:
+            status, extra, body = fake.handle(self.command, self.path, headers, raw)
+        except ApiError as exc:
+            status, extra, body = exc.status, {}, {"message": exc.message}
+        if not fault.seconds:
+            self.close_connection = True  # applied; the connection drops before any answer
+            return
+        time.sleep(fault.seconds)  # the client has given up waiting by now
         self._reply(status, fake.rate_headers(token) | extra, body)
 
     def _reply(self, status: int, headers: dict[str, str], body: Any) -> None:

@@ -103,15 +103,16 @@ def test_action_inputs_and_outputs_are_the_documented_ones() -> None:
         "report-name": "mlci",
         "github-token": "${{ github.token }}",
         "api-url": "",
-        "comment": "true",
-        "check-run": "false",
-        "step-summary": "true",
+        # empty: the settings file (or its default) decides
+        "comment": "",
+        "check-run": "",
+        "step-summary": "",
         "fail-on": "gate,data",
         "promote": "auto",
         "mlflow-tracking-uri": "",
         "dvc-remote": "",
         "working-directory": ".",
-        "allow-untrusted": "false",
+        "allow-untrusted": "",
         "python": "python3",
     }
     assert set(action["outputs"]) == {"verdict", "report-path", "comment-url", "model-version"}
@@ -355,6 +356,35 @@ def test_push_to_main_promotes_the_model_to_champion(
 
 
 @pytest.mark.slow
+def test_on_a_master_default_branch_the_file_decides_what_inputs_leave_unset(
+    workspace: Workspace, github: FakeGitHub
+) -> None:
+    """`promote: auto` and `mlci promote` agree on a repository whose default branch is
+    `master`, and `check_run: true` in params.yaml holds when the input is left unset."""
+    from mlflow.tracking import MlflowClient
+
+    ci = checkout(workspace, "main")
+    git(ci, "checkout", "-q", "-b", "master")
+    params = ci / "params.yaml"
+    params.write_text(params.read_text().replace("mlci:\n", "mlci:\n  check_run: true\n"))
+    git(ci, "commit", "-qam", "check runs on")
+    event = push_event(github, ci)
+    event["ref"] = "refs/heads/master"
+    event["repository"]["default_branch"] = "master"
+    run = act(workspace, github, ci, "push", event)
+    assert run.returncode == 0, run.log[-6000:]
+    champion = MlflowClient(workspace.tracking_uri).get_model_version_by_alias(MODEL, "champion")
+    assert run.outputs["model-version"] == str(champion.version)
+    sha = git(ci, "rev-parse", "HEAD").strip()
+    assert champion.tags.get("mlci.git_sha") == sha
+    # check_run held: a check run was asked for (a user token may not make one, so the
+    # documented fallback, a commit status, carries the verdict)
+    assert github.requests_to("POST", r"/check-runs$")
+    assert [s["state"] for s in github.statuses] == ["success"]
+    assert not github.violations, github.violations
+
+
+@pytest.mark.slow
 def test_pull_request_target_from_a_fork_is_refused(
     workspace: Workspace, github: FakeGitHub
 ) -> None:
@@ -366,8 +396,10 @@ def test_pull_request_target_from_a_fork_is_refused(
     assert "fork mallory/demo" in run.log
     assert "» pull" not in run.log  # refused before any stage ran
     assert "» reproduce" not in run.log
-    assert not github.requests_to("POST")
-    assert run.outputs["verdict"] == ""
+    # the refusal itself is the report: posted by mlci (no PR code ran), and the verdict
+    (comment,) = ours(github)
+    assert "fork mallory/demo" in comment["body"]
+    assert run.outputs["verdict"] == "error"
 
 
 @pytest.mark.slow

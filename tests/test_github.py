@@ -325,6 +325,89 @@ def test_timeout_is_retried(github: FakeGitHub, sleeps: Sleeps) -> None:
     assert gh.requests_made == 2
 
 
+# -- a POST whose answer was lost is not repeated blindly ------------------------------------------
+
+
+@pytest.mark.parametrize("seconds", [None, 1.5], ids=["dropped", "too-slow"])
+def test_a_comment_posted_without_an_answer_is_not_posted_twice(
+    github: FakeGitHub, sleeps: Sleeps, seconds: float | None
+) -> None:
+    github.add_comments(7, 120)  # the comment must be found again past the first page
+    github.lose("POST", r"/issues/7/comments$", seconds=seconds)
+    lines: list[str] = []
+    gh = client(github, sleeps, timeout=0.5, on_retry=lines.append)
+
+    result = gh.upsert_comment(7, "the report", MARKER)
+
+    ours = [c for c in github.comments[7] if MARKER in c["body"]]
+    assert len(ours) == 1, [c["id"] for c in ours]
+    assert result.id == ours[0]["id"] and result.created
+    assert ours[0]["body"] == f"{MARKER}\nthe report"
+    assert len(github.requests_to("POST")) == 1
+    assert len(github.requests_to("PATCH", rf"/comments/{result.id}$")) == 1
+    assert len(lines) == 1
+
+
+def test_a_check_run_created_without_an_answer_is_not_created_twice(
+    github: FakeGitHub, sleeps: Sleeps
+) -> None:
+    # Another run of the same name on this commit (an earlier job) is not taken for ours.
+    GitHubClient(github.url, github.integration_token, github.repo, sleep=sleeps).create_check_run(
+        HEAD, "mlci", "failure", "earlier", "an earlier job"
+    )
+    github.lose("POST", r"/check-runs$")
+    notes = [Annotation("data.csv", f"row {i}", "bad value", start_line=i) for i in range(1, 61)]
+    gh = client(github, sleeps, token=github.integration_token)
+
+    url = gh.create_check_run(HEAD, "mlci", "success", "Gates passed", "all good", notes)
+
+    assert len(github.check_runs) == 2
+    earlier, ours = github.check_runs.values()
+    assert earlier["json"]["output"]["summary"] == "an earlier job"
+    assert url == ours["json"]["html_url"]
+    assert ours["json"]["conclusion"] == "success"
+    assert len(ours["annotations"]) == 60  # the first batch of 50 is not added twice
+    assert len(github.requests_to("POST", r"/check-runs$")) == 2  # the earlier job's and ours
+    assert len(github.requests_to("GET", rf"/commits/{HEAD}/check-runs$")) == 1
+
+
+def test_an_annotation_batch_applied_without_an_answer_is_not_added_twice(
+    github: FakeGitHub, sleeps: Sleeps
+) -> None:
+    github.lose("PATCH", r"/check-runs/\d+$", seconds=1.5)
+    notes = [Annotation("data.csv", f"row {i}", "bad value", start_line=i) for i in range(1, 121)]
+    gh = client(github, sleeps, token=github.integration_token, timeout=0.5)
+    gh.create_check_run(HEAD, "mlci", "failure", "Gate failed", "see rows", notes)
+    (run,) = github.check_runs.values()
+    assert len(run["annotations"]) == 120
+    assert [a["message"] for a in run["annotations"]] == [f"row {i}" for i in range(1, 121)]
+    assert run["json"]["output"]["annotations_count"] == 120
+
+
+def test_a_check_run_post_that_never_arrived_is_sent_again(
+    github: FakeGitHub, sleeps: Sleeps
+) -> None:
+    github.drop("POST", r"/check-runs$")  # closed before GitHub applied it
+    gh = client(github, sleeps, token=github.integration_token)
+    url = gh.create_check_run(HEAD, "mlci", "success", "Gates passed", "all good")
+    (run,) = github.check_runs.values()
+    assert url == run["json"]["html_url"]
+    assert len(github.requests_to("GET", rf"/commits/{HEAD}/check-runs$")) == 1  # looked first
+    assert len(github.requests_to("POST", r"/check-runs$")) == 2
+
+
+def test_a_lost_answer_on_every_try_still_leaves_one_comment(
+    github: FakeGitHub, sleeps: Sleeps
+) -> None:
+    github.lose("POST", r"/issues/7/comments$", times=10)
+    github.lose("PATCH", r"/issues/comments/", times=10)
+    gh = client(github, sleeps, max_tries=3)
+    with pytest.raises(GitHubError, match="gave up after 3 tries"):
+        gh.upsert_comment(7, "the report", MARKER, author="octocat")
+    assert len([c for c in github.comments[7] if MARKER in c["body"]]) == 1
+    assert len(github.requests_to("POST")) == 1
+
+
 # -- errors that name the fix ---------------------------------------------------------------------
 
 

@@ -147,11 +147,7 @@ def _repo_with_pr(tmp_path: Path, base_mlci: str, pr_mlci: str) -> Path:
     return root
 
 
-HOSTILE = (
-    "  allow_untrusted: true\n"
-    f"  github_api_url: {EVIL}\n"
-    f"  mlflow_tracking_uri: {EVIL}\n"
-)
+HOSTILE = f"  allow_untrusted: true\n  github_api_url: {EVIL}\n  mlflow_tracking_uri: {EVIL}\n"
 
 
 @pytest.mark.parametrize("event", ["pull_request", "pull_request_target"])
@@ -248,3 +244,16 @@ def test_a_forks_params_cannot_switch_off_the_guard_or_steal_the_token(
         assert not github.violations
     finally:
         attacker.stop()
+
+
+@pytest.mark.parametrize("path", ["/home/runner/.bashrc", "../../actions-runner/.env"])
+def test_the_settings_file_cannot_write_the_report_outside_the_project(
+    tmp_path: Path, path: str
+) -> None:
+    (tmp_path / "params.yaml").write_text(f"mlci:\n  report_path: {path}\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(tmp_path, env={})
+    assert "outside the project" in err.value.message
+    # the workflow may choose any place
+    (tmp_path / "params.yaml").write_text("mlci:\n  report_name: x\n")
+    assert config.load(tmp_path, {"report_path": "/tmp/r.md"}, env={}).report_path == "/tmp/r.md"
