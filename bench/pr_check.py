@@ -82,9 +82,9 @@ def main() -> None:
             [*DVC, "metrics", "diff", "main", "--json"], repeat=5, cwd=str(project), env=env
         )
         code = (
-            "import time; from pathlib import Path; from mlci import config, pipeline; "
+            "import time; from pathlib import Path; from mlci import baseline, compare, config; "
             "root = Path.cwd(); s = config.load(root); t = time.perf_counter(); "
-            "pipeline.compare_with_base(root, s, 'main'); "
+            "compare.compare_with_base(root, s, baseline.resolve(root, s, 'main')); "
             "print(time.perf_counter() - t)"
         )
         inproc = [

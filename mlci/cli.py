@@ -14,8 +14,15 @@ from typing import Any
 
 import click
 
-from mlci import __version__, console
-from mlci.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_USAGE, MlciError
+from mlci import __version__, console, signals
+from mlci.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    Interrupted,
+    MlciError,
+    save_for_parent,
+)
 
 _debug = {"on": os.environ.get("MLCI_DEBUG") == "1"}
 
@@ -232,13 +239,13 @@ def evaluate(params_file: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare(base: str | None, params_file: str | None, as_json: bool) -> None:
     """Compare metrics and params with the base revision; exit 4 when a gate fails."""
-    from mlci import metrics, pipeline, report
+    from mlci import baseline, compare, metrics, report
     from mlci.errors import GateFailed
 
     root = _repo_root()
     settings = _settings(root, params_file=params_file)
-    rev = pipeline.base_rev(settings, _context(), base)
-    c = pipeline.compare_with_base(root, settings, rev)
+    rev = baseline.requested(settings, _context(), base)
+    c = compare.compare_with_base(root, settings, baseline.resolve(root, settings, rev))
     if as_json:
         console.out(json.dumps(metrics.to_json(c), indent=2, default=str))
     else:
@@ -271,31 +278,24 @@ def compare(base: str | None, params_file: str | None, as_json: bool) -> None:
 def report_cmd(
     base: str | None, params_file: str | None, out: str | None, save: str | None
 ) -> None:
-    """Render the PR report from the current work tree and print it."""
-    from mlci import pipeline, publish, validation
+    """Render the PR report from the current work tree and print it (posts nothing)."""
+    from mlci import pipeline
 
     root = _repo_root()
     settings = _settings(root, params_file=params_file, report_path=out)
-    ctx = _context()
-    state = pipeline.CheckState()
-    vpath = root / "reports" / "validation.json"
-    if vpath.exists():
-        import json
-
-        state.validation = validation.ValidationReport.from_dict(json.loads(vpath.read_text()))
-    try:
-        state.comparison = pipeline.compare_with_base(
-            root, settings, pipeline.base_rev(settings, ctx, base)
-        )
-    except MlciError as exc:
-        state.error = exc
-    state.facts, state.roc = pipeline.run_facts(root, settings)
-    verdict, markdown = pipeline.render(root, settings, state, ctx.head_sha)
-    path = publish.write_report(settings, markdown, verdict)
-    console.out(markdown)
-    console.info(f"report written to {path}")
+    result = pipeline.pr_check(
+        root,
+        settings,
+        _context(),
+        base=base,
+        pull=False,
+        reproduce=False,
+        post=False,
+        save=Path(save) if save else None,
+    )
+    console.out(result.markdown)
+    console.info(f"report written to {result.published.report_path}")
     if save:
-        publish.save_artifact(Path(save), settings, ctx, markdown, verdict)
         console.info(f"report saved for publishing in {save}")
 
 
@@ -367,15 +367,25 @@ def _show_published(pub: Any) -> None:
 @cli.command()
 @params_option
 @click.option("--force", is_flag=True, help="Promote even when not on the promotion branch.")
-def promote(params_file: str | None, force: bool) -> None:
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Promote only on the promotion branch; elsewhere say so and exit 0 (the action's "
+    "`promote: auto`).",
+)
+def promote(params_file: str | None, force: bool, auto: bool) -> None:
     """Register this commit's model and make it the `champion` (after a merge)."""
-    from mlci import pipeline
+    from mlci import promotion
 
     root = _repo_root()
     settings = _settings(root, params_file=params_file)
-    result = pipeline.promote(
-        root, settings, _context(), force=force, on_stage=lambda s: console.step(s)
-    )
+    ctx = _context()
+    if auto and not force:
+        refusal = promotion.off_promote_branch(root, settings, ctx)
+        if refusal is not None:
+            console.info(f"not promoting: {refusal.message}")
+            return
+    result = promotion.promote(root, settings, ctx, force=force, on_stage=lambda s: console.step(s))
     console.out(result.markdown)
     p = result.promotion
     _show_publication(result.published, "promotion note", show_error=p is None)
@@ -385,7 +395,7 @@ def promote(params_file: str | None, force: bool) -> None:
             f"{p.name}: {verb} version {p.version}; champion -> v{p.champion}"
             + (f", previous -> v{p.previous}" if p.previous else "")
         )
-    pipeline.raise_for_promotion(result)
+    promotion.raise_for_promotion(result)
 
 
 @cli.command()
@@ -441,15 +451,66 @@ def demo(directory: str | None, regress: bool) -> None:
         raise click.exceptions.Exit(code)
 
 
+@cli.command()
+@params_option
+@click.option(
+    "--snapshot", metavar="PATH", help="Data snapshot to check (default: monitor.snapshot)."
+)
+@click.option(
+    "--on-breach",
+    type=click.Choice(["issue", "pr", "dispatch"]),
+    help="On drift or degradation: the issue only, also a retraining PR, or a dispatch.",
+)
+def monitor(params_file: str | None, snapshot: str | None, on_breach: str | None) -> None:
+    """Check the champion on a fresh data snapshot: drift, accuracy, latency.
+
+    Exit 0 healthy, 6 drift, 4 degraded; a living issue per model and, per `on_breach`, a
+    retraining pull request. Never promotes.
+    """
+    from mlci import monitor as mon
+    from mlci import monitor_settings
+
+    root = _repo_root()
+    settings = monitor_settings.base_settings(root, params_file, {})
+    for note in settings.notes:
+        console.warn(note)
+    ms = monitor_settings.load(root, settings.params_file).override(
+        snapshot=snapshot, on_breach=on_breach
+    )
+    with console.group("mlci monitor"):
+        result = mon.run(root, settings, ms, _context(), on_stage=lambda s: console.step(s))
+    console.out((result.report_path or root).read_text(encoding="utf-8"))
+    for where, url in (("issue", result.issue_url), ("retraining PR", result.pr_url)):
+        if url:
+            console.info(f"{where}: {url}")
+    if result.publish_error is not None and result.status.breach:
+        console.error(f"could not update GitHub: {result.publish_error.one_line()}")
+    console.info(f"{result.status.icon} status: {result.status.value}: {result.summary}")
+    mon.raise_for(result)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """The one exit funnel: errors become one line and their documented exit code."""
+    """The one exit funnel: errors become one line and their documented exit code.
+
+    SIGINT/SIGTERM stop the running stage and exit 130/143, whatever error they caused.
+    """
+    with signals.handled():
+        _main(argv)
+    sys.exit(0)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="mlci", standalone_mode=False)
+        signals.check()
     except MlciError as exc:
         if _debug["on"]:
             import traceback
 
             traceback.print_exc()
+        if signals.received() is not None and not isinstance(exc, Interrupted):
+            exc = signals.interrupted()
+        save_for_parent(exc)
         console.error(exc.one_line(), title=exc.title)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -465,10 +526,14 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
+        if signals.received() is not None:
+            stop = signals.interrupted()
+            save_for_parent(stop)
+            console.error(stop.one_line(), title=stop.title)
+            sys.exit(stop.exit_code)
         console.error(
             f"unexpected {type(exc).__name__}: {exc}; rerun with --debug for the "
             "traceback and report it",
             title="mlci bug",
         )
         sys.exit(EXIT_UNEXPECTED)
-    sys.exit(0)

@@ -7,15 +7,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mlci import signals
 from mlci.config import load_yaml
-from mlci.errors import ConfigError, DvcRemoteError, RepoError, StageError
+from mlci.errors import (
+    STAGE_ERROR_ENV,
+    ConfigError,
+    DvcRemoteError,
+    MlciError,
+    RepoError,
+    RepoLocked,
+    StageError,
+    load_from_child,
+)
 
 
 @dataclass(frozen=True)
@@ -123,11 +133,90 @@ def open_repo(root: Path) -> Any:
     from dvc.repo import Repo
 
     try:
-        return Repo(str(root))
+        repo = Repo(str(root))
     except NotDvcRepoError:
         raise RepoError(
             f"{root} is not a DVC repository", fix="run `dvc init` and commit .dvc/"
         ) from None
+    clear_stale_locks(repo)
+    return repo
+
+
+def clear_stale_locks(repo: Any) -> list[dict[str, Any]]:
+    """Drop the entries of DVC's ``.dvc/tmp/rwlock`` whose process is gone; returns them.
+
+    DVC drops an entry whose PID is free, but not one whose PID a new process reuses
+    (containers start PIDs low again, so a killed run's PID is often taken) or a zombie's:
+    the next run then fails on a lock nobody holds.
+    """
+    import json
+
+    from dvc.lock import LockError, make_lock
+
+    tmp = repo.tmp_dir
+    path = Path(tmp or ".") / "rwlock"
+    if not tmp or not path.is_file():
+        return []
+    written = path.stat().st_mtime
+    hardlink = bool(repo.config["core"].get("hardlink_lock", False))
+    guard = make_lock(os.path.join(tmp, "rwlock.lock"), tmp_dir=tmp, hardlink_lock=hardlink)
+    try:
+        guard.lock()
+    except LockError:
+        return []  # someone is editing it right now: DVC decides
+    removed: list[dict[str, Any]] = []
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for mode in ("read", "write"):
+            table = doc.get(mode) or {}
+            for out in list(table):
+                owners = table[out] if isinstance(table[out], list) else [table[out]]
+                live = [o for o in owners if _owner_alive(int(o["pid"]), written)]
+                removed += [o for o in owners if o not in live and o not in removed]
+                if not live:
+                    del table[out]
+                elif mode == "read":
+                    table[out] = live
+        if removed:
+            path.write_text(json.dumps(doc), encoding="utf-8")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []  # DVC reports a broken rwlock file itself
+    finally:
+        guard.unlock()
+    return removed
+
+
+def _owner_alive(pid: int, written: float) -> bool:
+    """Whether the process that wrote a lock entry (before ``written``) still runs."""
+    import psutil
+
+    if pid == os.getpid():
+        return False  # this process holds no lock yet: the entry is a dead run's
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return bool(proc.create_time() <= written + 1.0)  # else: a new process, same PID
+    except psutil.Error:
+        return False
+
+
+def locked_error(root: Path, exc: Exception) -> RepoLocked:
+    """DVC's LockError as one line naming the lock file and the way out."""
+    text = str(exc)
+    tmp = root / ".dvc" / "tmp"
+    if "is busy" in text:
+        owners = ", ".join(ln.strip() for ln in text.splitlines() if ln.strip().startswith("(PID"))
+        return RepoLocked(
+            f"DVC's {tmp / 'rwlock'} says another process uses this pipeline's files: {owners}",
+            fix="wait for that process to finish or stop it (if it is no DVC process, "
+            "delete .dvc/tmp/rwlock), then re-run",
+        )
+    return RepoLocked(
+        f"another DVC process holds {tmp / 'lock'}",
+        fix="wait for it to finish or stop it (if none runs, e.g. after a killed run with "
+        "core.hardlink_lock, delete .dvc/tmp/lock), then re-run",
+    )
 
 
 def remote_info(repo: Any, name: str | None) -> tuple[str, str]:
@@ -210,6 +299,7 @@ def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> Pull
     Pass an open ``repo`` to share it with later steps (it is then left open).
     """
     from dvc.exceptions import CheckoutError, DownloadError
+    from dvc.lock import LockError
 
     own = repo is None
     repo = repo if repo is not None else open_repo(root)
@@ -243,6 +333,10 @@ def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> Pull
                 f"DVC remote '{name}' ({url}) needs a plugin that is not installed: {exc}",
                 fix=f"pip install 'dvc[{scheme}]'",
             ) from None
+        except LockError as exc:
+            raise locked_error(root, exc) from None
+        except MlciError:
+            raise  # a signal's Interrupted
         except Exception as exc:  # DvcException, or a cloud SDK's own error (credentials...)
             raise DvcRemoteError(
                 f"dvc pull from '{name}' ({url}) failed: {str(exc).splitlines()[0][:300]}",
@@ -331,20 +425,28 @@ def _missing_paths(exc: Exception) -> str:
 
 
 def reproduce(root: Path, *, force: bool = False, repo: Any | None = None) -> list[str]:
-    """``dvc repro`` (``--force``: every stage); returns the names of the stages that ran."""
+    """``dvc repro`` (``--force``: every stage); returns the names of the stages that ran.
+
+    A stage that is an mlci command and fails with an ``MlciError`` fails the run with that
+    error (its exit code and message), not with a generic "stage failed"; a signal while a
+    stage runs stops the stage's processes and raises ``Interrupted``.
+    """
+    import tempfile
+
     from dvc.exceptions import DvcException, ReproductionError
+    from dvc.lock import LockError
 
     own = repo is None
     repo = repo if repo is not None else open_repo(root)
     try:
-        with _cwd(root):
-            stages = repo.reproduce(force=force)
-    except ReproductionError as exc:
-        cause = exc.__cause__ or exc.__context__
-        raise StageError(
-            f"stage failed in dvc repro: {exc}{': ' + str(cause) if cause else ''}",
-            fix="run `dvc repro` locally to see the stage's own output",
-        ) from None
+        with tempfile.TemporaryDirectory(prefix="mlci-stage-") as tmp, _stage_runner(Path(tmp)):
+            try:
+                with _cwd(root):
+                    stages = repo.reproduce(force=force)
+            except ReproductionError as exc:
+                raise _stage_failure(root, exc, Path(tmp)) from None
+    except LockError as exc:
+        raise locked_error(root, exc) from None
     except DvcException as exc:
         raise StageError(
             f"dvc repro failed: {exc}", fix="check dvc.yaml and `dvc status`"
@@ -353,6 +455,71 @@ def reproduce(root: Path, *, force: bool = False, repo: Any | None = None) -> li
         if own:
             repo.close()
     return [getattr(s, "addressing", str(s)) for s in stages]
+
+
+_STAGE_ERROR_FILE = "error.json"
+
+
+def _stage_failure(root: Path, exc: Exception, errors: Path) -> MlciError:
+    """Why ``dvc repro`` failed: a signal, the failed mlci command's own error, a lock, or
+    the stage's command."""
+    from dvc.lock import LockError
+
+    if signals.received() is not None:
+        return signals.interrupted()
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, MlciError):
+        return cause
+    if isinstance(cause, LockError):
+        return locked_error(root, cause)
+    stage = (errors / "stage").read_text(encoding="utf-8") if (errors / "stage").exists() else ""
+    child = load_from_child(errors / _STAGE_ERROR_FILE, f"DVC stage '{stage or '?'}'")
+    if child is not None:
+        return child
+    return StageError(
+        f"stage failed in dvc repro: {exc}{': ' + str(cause) if cause else ''}",
+        fix="run `dvc repro` locally to see the stage's own output",
+    )
+
+
+@contextlib.contextmanager
+def _stage_runner(errors: Path) -> Iterator[None]:
+    """Run DVC's stage commands our way: each names ``MLCI_STAGE_ERROR_FILE`` for an mlci
+    command to leave its error in, and, under ``signals.handled()``, runs in its own process
+    group so that a signal reaches the whole stage (DVC itself ignores SIGINT meanwhile).
+
+    This replaces ``dvc.stage.run._run`` (DVC 3: ``_run(executable, cmd, **popen_kwargs)``);
+    with a DVC that lacks it, stages run DVC's way.
+    """
+    import dvc.stage.run as dvc_run
+
+    original = getattr(dvc_run, "_run", None)
+    make_cmd = getattr(dvc_run, "_make_cmd", None)
+    if original is None or make_cmd is None:
+        yield
+        return
+    error_file = errors / _STAGE_ERROR_FILE
+
+    def run(executable: str | None, cmd: str, **kwargs: Any) -> None:
+        from dvc.stage.exceptions import StageCmdFailedError
+
+        env = dict(kwargs.pop("env", None) or os.environ)
+        stage = str(env.get("DVC_STAGE") or cmd)
+        (errors / "stage").write_text(stage, encoding="utf-8")
+        error_file.unlink(missing_ok=True)
+        env[STAGE_ERROR_ENV] = str(error_file)
+        if not signals.active():
+            original(executable, cmd, env=env, **kwargs)
+            return
+        returncode = signals.run_child(make_cmd(executable, cmd), stage, env=env, **kwargs)
+        if returncode != 0:
+            raise StageCmdFailedError(cmd, returncode)
+
+    dvc_run._run = run
+    try:
+        yield
+    finally:
+        dvc_run._run = original
 
 
 def read_at_rev(root: Path, path: str, rev: str) -> bytes | None:
@@ -366,3 +533,15 @@ def read_at_rev(root: Path, path: str, rev: str) -> bytes | None:
     except (DvcException, FileNotFoundError, OSError):
         return None
     return bytes(data)
+
+
+def read_at(root: Path, sha: str, path: str, *, uncached: Collection[str] = ()) -> bytes | None:
+    """A file's bytes as they were at commit ``sha``: from git when it was committed there,
+    else through DVC (cache or remote) unless it is an uncached output; None when neither has it.
+    """
+    from mlci import git
+
+    found = git.show(root, sha, path)
+    if found is None and path not in uncached:
+        found = read_at_rev(root, path, sha)
+    return found

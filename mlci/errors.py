@@ -6,6 +6,12 @@ wrong, where, and what to do. Only ``cli.main`` turns these into output and an e
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
 # Exit codes are part of the interface (see README, "Exit codes").
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -14,6 +20,7 @@ EXIT_DATA_INVALID = 3
 EXIT_GATE_FAILED = 4
 EXIT_EXTERNAL = 5
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class MlciError(Exception):
@@ -94,3 +101,79 @@ class StageError(MlciError):
 
     exit_code = EXIT_UNEXPECTED
     title = "stage failed"
+
+
+class RepoLocked(RepoError):
+    """Another (or a killed) DVC process holds a lock of this repository."""
+
+    title = "DVC repository locked"
+
+
+class Interrupted(MlciError):
+    """Ctrl-C (SIGINT) stopped the run; its stage's processes were stopped too."""
+
+    exit_code = EXIT_INTERRUPTED
+    title = "interrupted"
+
+
+class Terminated(Interrupted):
+    """SIGTERM (a CI cancel or timeout) stopped the run."""
+
+    exit_code = EXIT_TERMINATED
+
+
+class ChildError(MlciError):
+    """An error an mlci stage command reported to the ``mlci run`` that started it, when no
+    class of this tree has its name and exit code."""
+
+    def __init__(self, message: str, *, fix: str | None, exit_code: int, title: str) -> None:
+        super().__init__(message, fix=fix)
+        self.exit_code = exit_code
+        self.title = title
+
+
+# ``data.reproduce`` names a file here for each stage it runs; an mlci stage command that
+# fails with an MlciError writes it, so ``mlci run`` exits with that error, not "stage failed".
+STAGE_ERROR_ENV = "MLCI_STAGE_ERROR_FILE"
+
+
+def save_for_parent(exc: MlciError) -> None:
+    """Write ``exc`` where the parent ``mlci run`` asked for it (``MLCI_STAGE_ERROR_FILE``)."""
+    path = os.environ.get(STAGE_ERROR_ENV)
+    if not path:
+        return
+    doc = {
+        "kind": type(exc).__name__,
+        "exit_code": exc.exit_code,
+        "title": exc.title,
+        "message": exc.message,
+        "fix": exc.fix,
+    }
+    with contextlib.suppress(OSError):  # else the parent reports a plain stage failure
+        Path(path).write_text(json.dumps(doc), encoding="utf-8")
+
+
+def _classes(cls: type[MlciError]) -> dict[str, type[MlciError]]:
+    found = {cls.__name__: cls}
+    for sub in cls.__subclasses__():
+        found.update(_classes(sub))
+    return found
+
+
+def load_from_child(path: Path, where: str) -> MlciError | None:
+    """The error a stage command saved in ``path`` (see ``save_for_parent``), its message
+    prefixed with ``where``; None when it saved none."""
+    try:
+        doc: Any = json.loads(path.read_text(encoding="utf-8"))
+        code, title, message = int(doc["exit_code"]), str(doc["title"]), str(doc["message"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    fix = str(doc["fix"]) if doc.get("fix") else None
+    message = f"{where}: {message}"
+    cls = _classes(MlciError).get(str(doc.get("kind")))
+    if cls is not None and cls is not ChildError and cls.exit_code == code and cls.title == title:
+        try:
+            return cls(message, fix=fix)
+        except TypeError:  # a class with its own constructor
+            pass
+    return ChildError(message, fix=fix, exit_code=code, title=title)

@@ -18,7 +18,7 @@ def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     )
     if check and proc.returncode != 0:
         raise RepoError(
-            f"git {' '.join(args)} failed in {root}: {proc.stderr.strip()}",
+            f"git {' '.join(args)} failed in {root}: {git_reason(proc.stderr)}",
             fix="check the repository state",
         )
     return proc
@@ -102,18 +102,20 @@ def resolve_base(root: Path, base: str) -> str:
             fix="pass --base with an existing branch, tag or SHA",
         )
     refspec = f"+refs/heads/{base}:refs/remotes/origin/{base}"
-    proc = _git(root, "fetch", "--no-tags", "--depth=1", "origin", refspec, check=False)
+    args = ("fetch", "--no-tags", "--depth=1", "origin", refspec)
+    proc = _git(root, *args, check=False)
     if proc.returncode != 0:
-        err = proc.stderr.strip().splitlines()
-        last = err[-1] if err else "unknown error"
         if "couldn't find remote ref" in proc.stderr or "not our ref" in proc.stderr:
             raise RepoError(
                 f"base branch '{base}' does not exist on origin",
                 fix="pass --base with the PR's real base branch",
             )
         raise ExternalError(
-            f"cannot fetch base branch '{base}' from origin: {last}",
-            fix="check network access to the git remote",
+            f"`git {' '.join(args)}` failed (origin is {remote_url(root)}): "
+            f"{git_reason(proc.stderr)}",
+            fix=f"check that origin is reachable and readable from here and that branch "
+            f"'{base}' exists on it, or pass --base with a revision already fetched "
+            "(actions/checkout: fetch-depth: 0)",
         )
     sha = rev_sha(root, f"origin/{base}")
     if not sha:
@@ -122,6 +124,29 @@ def resolve_base(root: Path, base: str) -> str:
             fix="pass --base with an existing branch",
         )
     return sha
+
+
+def remote_url(root: Path, name: str = "origin") -> str:
+    """A remote's URL without credentials."""
+    url = _git(root, "remote", "get-url", name, check=False).stdout.strip()
+    return _redact(url) or f"'{name}' (no URL)"
+
+
+def git_reason(stderr: str) -> str:
+    """Git's own first error line (``fatal:``/``error:``), not the advice after it."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        for prefix in ("fatal:", "error:"):
+            if line.lower().startswith(prefix):
+                return _redact(line[len(prefix) :].strip())[:300]
+    return _redact(lines[0])[:300] if lines else "no error message"
+
+
+def _redact(text: str) -> str:
+    """Drop ``user:password@`` from URLs in ``text``."""
+    import re
+
+    return re.sub(r"(?<=://)[^/@\s]+@", "", text)
 
 
 def fetch_commit(root: Path, sha: str) -> bool:

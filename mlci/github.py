@@ -9,16 +9,17 @@ header.
 
 from __future__ import annotations
 
+import base64
 import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.auth import AuthBase
@@ -37,12 +38,26 @@ MUTATION_SPACING_S = 1.0
 SECONDARY_LIMIT_WAIT_S = 60.0
 
 _TOKEN_SECRET = "GITHUB_TOKEN (or MLCI_GITHUB_TOKEN)"
-_CUT_NOTE = "\n\n> **Note:** {what} was cut to stay within GitHub's limit of {limit}; {where}.\n"
 
 
 @dataclass(frozen=True)
 class CommentResult:
     id: int
+    url: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    number: int
+    url: str
+    created: bool
+    reopened: bool = False
+
+
+@dataclass(frozen=True)
+class PullResult:
+    number: int
     url: str
     created: bool
 
@@ -87,6 +102,12 @@ class _Why:
 
     target: str
     permission: str | None = None
+
+
+class ContentsRefused(GitHubError):
+    """The token may not write the repository's contents (``permissions: contents: write``)."""
+
+    title = "GitHub refused to write contents"
 
 
 class GitHubClient:
@@ -185,14 +206,7 @@ class GitHubClient:
 
     def _own_comment(self, pr_number: int, marker: str, login: str) -> dict[str, Any] | None:
         """The newest comment ``login`` wrote that carries ``marker``, or None."""
-        newest: dict[str, Any] | None = None
-        for comment in self.iter_comments(pr_number):
-            user = comment.get("user") or {}
-            if user.get("login") != login or marker not in (comment.get("body") or ""):
-                continue
-            if newest is None or _comment_order(comment) >= _comment_order(newest):
-                newest = comment
-        return newest
+        return _newest_own(self.iter_comments(pr_number), marker, login)
 
     def _update_comment(
         self, comment: Mapping[str, Any], payload: dict[str, Any], why: _Why
@@ -211,7 +225,12 @@ class GitHubClient:
     ) -> str:
         """A completed check run with annotations in batches of 50; returns its html_url."""
         why = _Why(f"commit {head_sha[:12]} in {self.repository}", "checks: write")
-        summary = _cut(summary, CHECK_TEXT_LIMIT, "the check summary", "see the job summary")
+        if len(summary) > CHECK_TEXT_LIMIT:
+            raise GitHubError(
+                f"the check summary is {len(summary):,} characters; GitHub takes at most "
+                f"{CHECK_TEXT_LIMIT:,}",
+                fix="shorten it with mlci.markdown.fit (this is a bug in mlci; please report it)",
+            )
         batches = [
             [a.to_json() for a in annotations[i : i + ANNOTATION_BATCH]]
             for i in range(0, len(annotations), ANNOTATION_BATCH)
@@ -331,6 +350,196 @@ class GitHubClient:
         path = f"/repos/{self.repository}/commits/{sha}/comments"
         data = _json(self._request("POST", path, why, json={"body": body}))
         return CommentResult(int(data["id"]), str(data["html_url"]), True)
+
+    # -- issues (mlci monitor: one living issue per model) --------------------------------------
+
+    def issue_find(self, marker: str, *, author: str | None = None) -> dict[str, Any] | None:
+        """The newest issue (open or closed) ``author`` (default: the token's identity) opened
+        whose body carries ``marker``, across all pages; pull requests are not issues here."""
+        login = author or self.identity()
+        why = _Why(f"the issues of {self.repository}", "issues: read")
+        params = {"state": "all", "sort": "created", "direction": "desc", "per_page": 100}
+        issues = (
+            i
+            for i in self._pages(f"/repos/{self.repository}/issues", why, params, "issue")
+            if "pull_request" not in i
+        )
+        return _newest_own(issues, marker, login)
+
+    def issue_upsert(
+        self, title: str, body: str, marker: str, *, author: str | None = None
+    ) -> IssueResult:
+        """Update (and reopen) our issue carrying ``marker``, or open one; never a second."""
+        if marker not in body:
+            body = f"{marker}\n{body}"
+        _check_body(body, "issue body")
+        found = self.issue_find(marker, author=author)
+        if found is not None:
+            reopened = found.get("state") == "closed"
+            data = self.issue_update(int(found["number"]), title=title, body=body, state="open")
+            return IssueResult(int(data["number"]), str(data["html_url"]), False, reopened)
+        why = _Why(f"the issues of {self.repository}", "issues: write")
+
+        def created_already() -> requests.Response | None:
+            """An unanswered POST may have opened the issue: update it, never open two."""
+            again = self.issue_find(marker, author=author)
+            if again is None:
+                return None
+            path = f"/repos/{self.repository}/issues/{again['number']}"
+            return self._request("PATCH", path, why, json={"title": title, "body": body})
+
+        resp = self._request(
+            "POST",
+            f"/repos/{self.repository}/issues",
+            why,
+            json={"title": title, "body": body},
+            reconcile=created_already,
+        )
+        data = _json(resp)
+        return IssueResult(int(data["number"]), str(data["html_url"]), True, False)
+
+    def issue_update(self, number: int, **fields: Any) -> dict[str, Any]:
+        """PATCH an issue's ``title``, ``body``, ``state`` or ``state_reason`` (None left out)."""
+        why = _Why(f"issue #{number} in {self.repository}", "issues: write")
+        payload = {k: v for k, v in fields.items() if v is not None}
+        if "body" in payload:
+            _check_body(str(payload["body"]), "issue body")
+        path = f"/repos/{self.repository}/issues/{number}"
+        data = _json(self._request("PATCH", path, why, json=payload))
+        if not isinstance(data, dict):
+            raise GitHubError(f"GitHub answered issue #{number} with something else")
+        return data
+
+    def issue_comment(self, number: int, body: str) -> CommentResult:
+        """A new comment on issue (or pull request) ``number``."""
+        _check_body(body, "comment")
+        why = _Why(f"issue #{number} in {self.repository}", "issues: write")
+        path = f"/repos/{self.repository}/issues/{number}/comments"
+        data = _json(self._request("POST", path, why, json={"body": body}))
+        return CommentResult(int(data["id"]), str(data["html_url"]), True)
+
+    def issue_close(self, number: int, comment: str | None = None) -> dict[str, Any]:
+        """Close issue ``number`` as completed, saying why in a comment first."""
+        if comment:
+            self.issue_comment(number, comment)
+        return self.issue_update(number, state="closed", state_reason="completed")
+
+    # -- pull requests (mlci monitor: one retraining PR on a fixed branch) ----------------------
+
+    def pulls_list(self, *, head: str | None = None, state: str = "open") -> list[dict[str, Any]]:
+        """Pull requests in ``state``; ``head`` is a branch of this repository."""
+        why = _Why(f"the pull requests of {self.repository}", "pull-requests: read")
+        params: dict[str, Any] = {"state": state, "per_page": 100}
+        if head:
+            params["head"] = f"{self.repository.split('/')[0]}:{head}"
+        url = f"/repos/{self.repository}/pulls"
+        return list(self._pages(url, why, params, "pull request"))
+
+    def pulls_upsert(self, head: str, base: str, title: str, body: str) -> PullResult:
+        """Update the open pull request from branch ``head``, or open one: at most one."""
+        _check_body(body, "pull request body")
+        why = _Why(f"the pull requests of {self.repository}", "pull-requests: write")
+        found = self.pulls_list(head=head)
+        if found:
+            number = int(found[0]["number"])
+            path = f"/repos/{self.repository}/pulls/{number}"
+            data = _json(self._request("PATCH", path, why, json={"title": title, "body": body}))
+            return PullResult(number, str(data["html_url"]), False)
+
+        def created_already() -> requests.Response | None:
+            again = self.pulls_list(head=head)
+            if not again:
+                return None
+            path = f"/repos/{self.repository}/pulls/{again[0]['number']}"
+            return self._request("PATCH", path, why, json={"title": title, "body": body})
+
+        payload = {"title": title, "head": head, "base": base, "body": body}
+        resp = self._request(
+            "POST", f"/repos/{self.repository}/pulls", why, json=payload, reconcile=created_already
+        )
+        data = _json(resp)
+        return PullResult(int(data["number"]), str(data["html_url"]), True)
+
+    # -- workflows ------------------------------------------------------------------------------
+
+    def workflow_dispatch(
+        self, workflow: str, ref: str, inputs: Mapping[str, str] | None = None
+    ) -> None:
+        """Start ``workflow`` (file name or id) on ``ref`` through ``workflow_dispatch``."""
+        why = _Why(f"workflow {workflow} in {self.repository}", "actions: write")
+        payload: dict[str, Any] = {"ref": ref}
+        if inputs:
+            payload["inputs"] = dict(inputs)
+        path = f"/repos/{self.repository}/actions/workflows/{workflow}/dispatches"
+        self._request("POST", path, why, json=payload)
+
+    # -- Git Data API: the plots images branch (mlci/images.py) ---------------------------------
+
+    def branch_head(self, branch: str) -> str | None:
+        """The commit ``refs/heads/{branch}`` points at, or None when there is no such branch."""
+        why = _Why(f"branch {branch} of {self.repository}", "contents: read")
+        path = f"/repos/{self.repository}/git/ref/heads/{quote(branch)}"
+        resp = self._request("GET", path, why, allow=(404, 409))  # 409: an empty repository
+        if resp.status_code in (404, 409):
+            return None
+        return str(_json(resp)["object"]["sha"])
+
+    def list_directory(self, path: str, ref: str) -> list[dict[str, Any]] | None:
+        """The entries (``name``, ``type``, ``sha`` ...) of directory ``path`` at ``ref``; None
+        when it does not exist there."""
+        why = _Why(f"{path} at {ref[:12]} in {self.repository}", "contents: read")
+        url = f"/repos/{self.repository}/contents/{quote(path)}"
+        resp = self._request("GET", url, why, params={"ref": ref}, allow=(404,))
+        if resp.status_code == 404:
+            return None
+        data = _json(resp)
+        return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else None
+
+    def create_blob(self, content: bytes) -> str:
+        """Store ``content`` as a git blob; returns its SHA."""
+        payload = {"content": base64.b64encode(content).decode("ascii"), "encoding": "base64"}
+        data = self._write("POST", "/git/blobs", payload, "a git blob")
+        return str(data["sha"])
+
+    def create_tree(self, entries: Sequence[Mapping[str, str]]) -> str:
+        """A git tree of exactly ``entries`` (``path``, ``mode``, ``type``, ``sha``)."""
+        data = self._write("POST", "/git/trees", {"tree": list(entries)}, "a git tree")
+        return str(data["sha"])
+
+    def create_commit(self, message: str, tree: str, parents: Sequence[str]) -> str:
+        payload = {"message": message, "tree": tree, "parents": list(parents)}
+        return str(self._write("POST", "/git/commits", payload, "a git commit")["sha"])
+
+    def move_branch(self, branch: str, sha: str, *, create: bool, force: bool = False) -> bool:
+        """Point ``branch`` at commit ``sha`` (creating it when ``create``); False when GitHub
+        refuses because the branch moved meanwhile (not a fast-forward, or it exists)."""
+        if create:
+            body: dict[str, Any] = {"ref": f"refs/heads/{branch}", "sha": sha}
+            return self._write("POST", "/git/refs", body, f"branch {branch}", allow=(422,)) != {}
+        path = f"/git/refs/heads/{quote(branch)}"
+        body = {"sha": sha, "force": force}
+        return self._write("PATCH", path, body, f"branch {branch}", allow=(422,)) != {}
+
+    def _write(
+        self, method: str, path: str, payload: Any, what: str, *, allow: Collection[int] = ()
+    ) -> dict[str, Any]:
+        """A Git Data write; a 403/404 is :class:`ContentsRefused`; an allowed status gives {}."""
+        why = _Why(f"{what} in {self.repository}", "contents: write")
+        url = f"/repos/{self.repository}{path}"
+        resp = self._request(method, url, why, json=payload, allow=(403, 404, *allow))
+        if resp.status_code in (403, 404):
+            message, _ = _error_message(resp)
+            raise ContentsRefused(
+                f"{method} {urlsplit(resp.url).path}: GitHub refused to write {what} "
+                f"({resp.status_code} {message})",
+                fix="give the workflow `permissions: contents: write`",
+            )
+        if resp.status_code in allow:
+            return {}
+        data = _json(resp)
+        if not isinstance(data, dict) or ("sha" not in data and "object" not in data):
+            raise GitHubError(f"GitHub answered {what} with something else")
+        return data
 
     # -- the one place that talks HTTP ----------------------------------------------------------
 
@@ -487,6 +696,19 @@ def _comment_order(comment: Mapping[str, Any]) -> tuple[str, int]:
     return (str(comment.get("created_at") or ""), int(comment.get("id") or 0))
 
 
+def _newest_own(items: Iterable[dict[str, Any]], marker: str, login: str) -> dict[str, Any] | None:
+    """The newest item (comment or issue) that ``login`` wrote and whose body carries
+    ``marker``: the one sticky thing a hidden marker finds again, never someone else's."""
+    newest: dict[str, Any] | None = None
+    for item in items:
+        user = item.get("user") or {}
+        if user.get("login") != login or marker not in (item.get("body") or ""):
+            continue
+        if newest is None or _comment_order(item) >= _comment_order(newest):
+            newest = item
+    return newest
+
+
 def _error_message(resp: requests.Response) -> tuple[str, list[str]]:
     try:
         data = resp.json()
@@ -557,11 +779,12 @@ def _http_error(resp: requests.Response, shown: str, why: _Why) -> GitHubError:
     return GitHubError(f"{shown}: GitHub answered {status} ({said}) for {why.target}")
 
 
-def _cut(text: str, limit: int, what: str, where: str) -> str:
-    if len(text) <= limit:
-        return text
-    note = _CUT_NOTE.format(what=what, limit=f"{limit:,} characters", where=where)
-    return text[: max(limit - len(note), 0)] + note[:limit]
+def _check_body(body: str, what: str) -> None:
+    if len(body) > COMMENT_LIMIT:
+        raise GitHubError(
+            f"the {what} is {len(body):,} characters; GitHub takes at most {COMMENT_LIMIT:,}",
+            fix="shorten it (details are in the job summary)",
+        )
 
 
 def write_step_summary(path: str | Path, markdown: str) -> None:
@@ -573,12 +796,11 @@ def write_step_summary(path: str | Path, markdown: str) -> None:
     if not data.endswith(b"\n"):
         data += b"\n"
     if len(data) > budget:
-        note = _CUT_NOTE.format(
-            what="This summary", limit="1 MiB", where="the full report is in the report file"
-        ).encode("utf-8")
-        keep = max(budget - len(note), 0)
-        data = data[:keep].decode("utf-8", errors="ignore").encode("utf-8")
-        data = (data + note)[: max(budget, 0)]
+        from mlci.markdown import fit, utf8_size
+
+        where = "the report file on the runner"
+        data = fit(markdown, max(budget - 1, 0), where, size=utf8_size).encode("utf-8") + b"\n"
+        data = data[: max(budget, 0)]
     if data:
         with target.open("ab") as fh:
             fh.write(data)
@@ -608,6 +830,7 @@ __all__ = [
     "SUMMARY_LIMIT",
     "Annotation",
     "CommentResult",
+    "ContentsRefused",
     "GitHubClient",
     "marker_for",
     "write_outputs",

@@ -154,6 +154,7 @@ def compare(
         notices.append(f"no baseline: {base_rev} has no metrics yet, gates compare nothing")
     if not gates:
         notices.append("no gates are configured: every metric is reported, none is judged")
+    known = list(dict.fromkeys([*head, *base]))
     for name in names:
         gate = by_name.get(name)
         b, h = base.get(name), head.get(name)
@@ -162,7 +163,15 @@ def compare(
                 continue
             diffs.append(MetricDiff(name, b, h))
             continue
+        if name not in head and name not in base and gate.required:
+            raise ConfigError(
+                f"gate '{name}' names a metric that neither {base_rev} nor the PR has",
+                fix=f"{did_you_mean(name, known)} (a gate under mlci.gates is named by its metric)",
+            )
         status, message = judge(gate, b, h)
+        renamed = closest(name, list(head)) if h is None else []
+        if renamed:
+            message = f"{message}; {did_you_mean(name, renamed)}"
         diffs.append(MetricDiff(name, b, h, gate, status, message))
     return Comparison(
         base_rev,
@@ -172,6 +181,31 @@ def compare(
         has_baseline,
         tuple(notices),
     )
+
+
+def closest(name: str, known: Sequence[str], n: int = 3) -> list[str]:
+    """Up to ``n`` names in ``known`` most like ``name``: a typo, or a renamed metric that
+    keeps or extends the old name (``acc`` -> ``accuracy``)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=n, cutoff=0.6)
+    low = name.lower()
+    close += [
+        k for k in known if k not in close and len(k) > 2 and (low in k.lower() or k.lower() in low)
+    ]
+    return close[:n]
+
+
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """'did you mean' the closest metric names to ``name``, or else the names there are."""
+    close = closest(name, known)
+    if close:
+        return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    if not known:
+        return "there are no metrics"
+    shown = sorted(known)[:10]
+    more = f" and {len(known) - len(shown)} more" if len(known) > len(shown) else ""
+    return f"the metrics are {', '.join(shown)}{more}"
 
 
 def to_json(c: Comparison) -> dict[str, Any]:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlci import ci
+from mlci import ci, report
 from mlci.ci import CIContext
 from mlci.config import Settings
 from mlci.errors import GitHubError, MlciError
+from mlci.markdown import code, fit, utf8_size
 from mlci.report import Verdict
 
 DEFAULT_API_URL = ci.DEFAULT_API_URL
@@ -114,9 +115,16 @@ def publish(
     verdict: Verdict,
     annotations: Sequence[Any] = (),
 ) -> Published:
-    """File first, then the job summary, then the network; a network failure loses nothing."""
+    """File first, then the job summary, then the network; a network failure loses nothing.
+
+    ``markdown`` is the full report and the file gets all of it. The job summary, the comment
+    and the check run get it shortened once, by ``markdown.fit``, to their GitHub limits, with a
+    note that names where the full report is.
+    """
     path = write_report(settings, markdown, verdict)
-    summary = _to_step_summary(settings, ctx, markdown)
+    whole, in_summary = _summary_body(ctx, markdown, path)
+    summary = to_step_summary(settings, ctx, in_summary)
+    markdown = fit(markdown, _body_limit(settings), _where(path, ctx, summary and whole))
     url: str | None = None
     check_url: str | None = None
     error: MlciError | None = None
@@ -150,9 +158,54 @@ def publish(
     return Published(path, summary, url, skipped, error, check_url)
 
 
+def _body_limit(settings: Settings) -> int:
+    """Characters a comment or check-run body may have, the marker line included."""
+    from mlci.github import CHECK_TEXT_LIMIT
+
+    return min(report.COMMENT_LIMIT - len(marker(settings.report_name)) - 1, CHECK_TEXT_LIMIT)
+
+
+def _summary_body(ctx: CIContext, markdown: str, path: Path) -> tuple[bool, str]:
+    """What fits in the job summary next to what it holds already (GitHub takes 1 MiB), and
+    whether that is the whole report."""
+    from mlci.github import SUMMARY_LIMIT
+
+    used = 0
+    if ctx.step_summary:
+        try:
+            used = Path(ctx.step_summary).stat().st_size
+        except OSError:
+            used = 0
+    budget = SUMMARY_LIMIT - used - 1  # the newline the summary writer may add
+    body = fit(markdown, budget, _where(path, ctx), size=utf8_size)
+    return body == markdown, body
+
+
+def _where(path: Path, ctx: CIContext, in_summary: bool = False) -> str:
+    """Where the full report is, as Markdown for the shortening note."""
+    where = f"{code(str(path))} on the runner"
+    if in_summary:
+        where += " and in the job summary"
+    return where + _run_link(ctx)
+
+
+def _run_link(ctx: CIContext) -> str:
+    """`` (workflow run: <URL>)`` when the run is known: its page shows the job summary and
+    the uploaded artifacts."""
+    import re
+
+    url = ctx.run_url
+    if not url:
+        return ""
+    if re.fullmatch(r"https?://[\w.:-]+(/[\w.~%-]+)*/?", url):
+        return f" (workflow run: <{url}>)"
+    return f" (workflow run: {code(url)})"
+
+
 # ---- fork-safe publishing: the PR job saves, a workflow_run job (no PR code) posts ----
 
-ARTIFACT_REPORT = "report.md"
+ARTIFACT_REPORT = "report.md"  # what `publish --from` posts: within GitHub's comment limit
+ARTIFACT_FULL_REPORT = "report-full.md"  # the whole report, however long
 ARTIFACT_META = "meta.json"
 VERDICTS = ("passed", "failed", "data-invalid", "error")
 
@@ -160,9 +213,18 @@ VERDICTS = ("passed", "failed", "data-invalid", "error")
 def save_artifact(
     directory: Path, settings: Settings, ctx: CIContext, markdown: str, verdict: Verdict
 ) -> Path:
-    """Write the report and what the publisher must check, for ``actions/upload-artifact``."""
+    """Write the report and what the publisher must check, for ``actions/upload-artifact``.
+
+    ``markdown`` is the full report: it is saved whole as ``report-full.md``, and as
+    ``report.md`` shortened to a comment (with the publisher's marker line) pointing to it.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / ARTIFACT_REPORT).write_text(markdown, encoding="utf-8")
+    (directory / ARTIFACT_FULL_REPORT).write_text(markdown, encoding="utf-8")
+    where = f"{code(ARTIFACT_FULL_REPORT)} in the report artifact of the PR's check" + _run_link(
+        ctx
+    )
+    body = fit(markdown, _body_limit(settings), where)
+    (directory / ARTIFACT_REPORT).write_text(body, encoding="utf-8")
     meta = {
         "pr_number": ctx.pr_number,
         "head_sha": ctx.head_sha,
@@ -194,19 +256,23 @@ def _untrusted(message: str) -> MlciError:
     )
 
 
+ARTIFACT_META_LIMIT = 64 * 1024  # bytes; what `save_artifact` writes is well under 1 KiB
+ARTIFACT_META_DEPTH = 8  # nesting levels of meta.json; `save_artifact` writes one
+
+
 def load_artifact(directory: Path) -> Artifact:
-    """Read a saved report as untrusted input: sizes, types and markup are checked."""
+    """Read a saved report as untrusted input: sizes, types and markup are checked.
+
+    Only regular files inside ``directory`` are read (no symlinks, FIFOs or devices), each
+    bounded in size; meta.json also in depth. Every report marker is stripped, so the report
+    can only ever be posted under the marker ``publish_artifact`` gives it.
+    """
     import re
 
-    from mlci.report import COMMENT_LIMIT, MARKER_PREFIX
+    from mlci.report import COMMENT_LIMIT
 
-    try:
-        raw = (directory / ARTIFACT_REPORT).read_bytes()
-        meta = json.loads((directory / ARTIFACT_META).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise _untrusted(f"cannot read {directory}: {exc}") from None
-    if len(raw) > 4 * COMMENT_LIMIT:
-        raise _untrusted(f"{ARTIFACT_REPORT} is {len(raw):,} bytes")
+    raw = _read_artifact_file(directory, ARTIFACT_REPORT, 4 * COMMENT_LIMIT)
+    meta = _parse_meta(_read_artifact_file(directory, ARTIFACT_META, ARTIFACT_META_LIMIT))
     try:
         markdown = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -217,24 +283,140 @@ def load_artifact(directory: Path) -> Artifact:
         )
     number, sha = meta.get("pr_number"), meta.get("head_sha")
     if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
-        raise _untrusted(f"pr_number {number!r} is not a PR number")
+        raise _untrusted(f"pr_number {_shown(number)} is not a PR number")
     if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40}", sha):
-        raise _untrusted(f"head_sha {sha!r} is not a commit SHA")
+        raise _untrusted(f"head_sha {_shown(sha)} is not a commit SHA")
     status = meta.get("verdict")
     if status not in VERDICTS:
-        raise _untrusted(f"verdict {status!r} is not one of {', '.join(VERDICTS)}")
-    name = str(meta.get("report_name") or "mlci")
-    if not re.fullmatch(r"[\w.-]{1,64}", name):
-        raise _untrusted(f"report_name {name!r} is not a plain name")
-    # A foreign marker could make this comment take over another report's sticky comment.
-    markdown = re.sub(re.escape(MARKER_PREFIX) + r".*?-->", "", markdown, flags=re.S)
+        raise _untrusted(f"verdict {_shown(status)} is not one of {', '.join(VERDICTS)}")
+    name = meta.get("report_name") or "mlci"
+    if not isinstance(name, str) or not re.fullmatch(r"[\w.-]{1,64}", name):
+        raise _untrusted(f"report_name {_shown(name)} is not a plain name")
+    summary = meta.get("summary", "")
     exit_code = meta.get("exit_code", 0)
     verdict = Verdict(
         str(status),
-        str(meta.get("summary", ""))[:500],
-        exit_code if isinstance(exit_code, int) else 1,
+        (summary if isinstance(summary, str) else "")[:500],
+        exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else 1,
     )
-    return Artifact(markdown, number, sha, verdict, name)
+    return Artifact(_strip_markers(markdown), number, sha, verdict, name)
+
+
+def _read_artifact_file(directory: Path, name: str, limit: int) -> bytes:
+    """The bytes of ``directory/name``, a regular file of at most ``limit`` bytes.
+
+    Checked before opening (lstat: no symlink, FIFO or device is opened) and on the open file
+    (O_NOFOLLOW, fstat: the same regular file), then read no further than ``limit`` + 1.
+    """
+    import os
+    import stat
+
+    path = directory / name
+    try:
+        before = os.lstat(path)
+    except OSError as exc:
+        raise _untrusted(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(before.st_mode):
+        raise _untrusted(f"{path} is {_file_kind(before.st_mode)}, not a regular file")
+    if before.st_nlink > 1:
+        raise _untrusted(f"{path} has {before.st_nlink} hard links; a saved report has one")
+    if before.st_size > limit:
+        raise _untrusted(f"{path} is {before.st_size:,} bytes (limit {limit:,})")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    flags |= getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise _untrusted(f"cannot open {path}: {exc.strerror or exc}") from None
+    try:
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(
+            opened.st_mode
+        ):
+            raise _untrusted(f"{path} was replaced while it was being read")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(limit + 1 - size, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _untrusted(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise _untrusted(f"{path} is over {limit:,} bytes")
+    return b"".join(chunks)
+
+
+def _file_kind(mode: int) -> str:
+    import stat
+
+    kinds = [
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ]
+    return next((what for test, what in kinds if test(mode)), "not a plain file")
+
+
+def _parse_meta(raw: bytes) -> dict[str, Any]:
+    """meta.json as a flat-enough JSON object; anything else is a clean rejection."""
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise _untrusted(f"{ARTIFACT_META} nests too deeply to parse") from None
+    except ValueError as exc:  # not UTF-8, not JSON, or an integer too long to convert
+        raise _untrusted(f"{ARTIFACT_META} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise _untrusted(f"{ARTIFACT_META} holds a JSON {type(meta).__name__}, not an object")
+    if _depth_exceeds(meta, ARTIFACT_META_DEPTH):
+        raise _untrusted(f"{ARTIFACT_META} nests deeper than {ARTIFACT_META_DEPTH} levels")
+    return meta
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays/objects in ``value`` nest deeper than ``limit`` (without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return False
+
+
+def _shown(value: Any) -> str:
+    """A short, one-line form of an untrusted value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _strip_markers(markdown: str) -> str:
+    """``markdown`` with no report marker left, however markers were nested or split.
+
+    Whole marker comments go first; then every leftover marker prefix, repeatedly, since
+    removing one can join the text around it into another. At the end no ``MARKER_PREFIX``
+    remains, so no marker of any report can be in the text.
+    """
+    import re
+
+    from mlci.report import MARKER_PREFIX
+
+    # Marker names hold no `<`, `>` or newline, so each match stops at the next `<`: linear.
+    whole = re.compile(re.escape(MARKER_PREFIX) + r"[^<>\n]*-->")
+    text = whole.sub("", markdown)
+    while MARKER_PREFIX in text:
+        text = whole.sub("", text).replace(MARKER_PREFIX, "")
+    return text
 
 
 def publish_artifact(directory: Path, settings: Settings, ctx: CIContext) -> Published:
@@ -302,7 +484,7 @@ def publish_promotion(settings: Settings, ctx: CIContext, git_sha: str, markdown
     path = report.with_name(f"{report.stem}-promotion{report.suffix or '.md'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown, encoding="utf-8")
-    summary = _to_step_summary(settings, ctx, markdown)
+    summary = to_step_summary(settings, ctx, markdown)
     url: str | None = None
     skipped: str | None = None
     error: MlciError | None = None
@@ -318,7 +500,7 @@ def publish_promotion(settings: Settings, ctx: CIContext, git_sha: str, markdown
     return Published(path, summary, url, skipped, error)
 
 
-def _to_step_summary(settings: Settings, ctx: CIContext, markdown: str) -> bool:
+def to_step_summary(settings: Settings, ctx: CIContext, markdown: str) -> bool:
     """Append to the job summary when there is one and it is wanted; whether it was."""
     if not (settings.step_summary and ctx.step_summary):
         return False

@@ -1,8 +1,10 @@
 """Render the PR report as GitHub-flavoured Markdown. Pure: data in, text out.
 
 Order: verdict first, then gates and metrics, params, data, slices, plots, run facts. Plots are
-inline Mermaid, which GitHub renders in comments, so nothing is uploaded anywhere. A report
-never exceeds GitHub's comment limit: detail is folded, then dropped, then cut with a pointer.
+inline Mermaid, which GitHub renders in comments, so nothing is uploaded anywhere. Every string
+from data goes through ``markdown.inert`` or ``markdown.code``. ``render`` makes the full
+report (the file on disk); ``fit`` shortens it for a comment, a check run or a job summary:
+verdict and gates stay, rows are dropped, and a note says where the full report is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from mlci.data import PullResult
 from mlci.drift import DriftReport
+from mlci.markdown import code, fit, inert
 from mlci.metrics import FAIL, NEW, PASS, SKIPPED, Comparison, MetricDiff
 from mlci.privacy import PiiReport
 from mlci.validation import ValidationReport
@@ -60,21 +63,16 @@ class ReportInput:
 
 
 def fmt(value: Any) -> str:
+    """A value for a table cell: numbers rounded, anything else inert text."""
     if value is None:
         return "—"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return _cell(str(value))
+        return inert(value)
     if isinstance(value, float) and math.isnan(value):
         return "NaN"
     if isinstance(value, int):
         return str(value)
     return f"{value:.4g}" if abs(value) >= 1e4 or (value and abs(value) < 1e-3) else f"{value:.4f}"
-
-
-def _cell(text: str) -> str:
-    """Make untrusted text safe inside a table cell: no pipes, no markup, no newlines."""
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-    return text.replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")[:200]
 
 
 def _signed(value: float | None, pct: bool = False) -> str:
@@ -104,42 +102,60 @@ def _gate(diff: MetricDiff) -> str:
 
 
 def heading(inp: ReportInput) -> str:
-    sha = f" · `{inp.head_sha[:7]}`" if inp.head_sha else ""
+    sha = f" · {code(inp.head_sha[:7])}" if inp.head_sha else ""
     base = ""
     if inp.comparison is not None:
         b = inp.comparison
-        base = f" vs `{b.base_rev}`" + (f" (`{b.base_sha[:7]}`)" if b.base_sha else "")
+        base = f" vs {code(b.base_rev)}" + (f" ({code(b.base_sha[:7])})" if b.base_sha else "")
+    summary = inert(inp.verdict.summary, 500)
     return (
-        f"## {inp.verdict.icon} {inp.name}: {inp.verdict.status}\n\n"
-        f"**{_cell(inp.verdict.summary)}**{base}{sha}\n"
+        f"## {inp.verdict.icon} {inert(inp.name)}: {inert(inp.verdict.status)}\n\n"
+        f"{f'**{summary}**' if summary else inert(inp.verdict.status)}{base}{sha}\n"
     )
+
+
+def _changed(m: MetricDiff) -> bool:
+    return bool(m.base != m.head)
+
+
+def _row_order(m: MetricDiff) -> tuple[bool, bool, bool, str]:
+    """Failed gates first, then the other gates, then changed metrics, then the rest."""
+    return (m.status != FAIL, m.gate is None, not _changed(m), m.name)
+
+
+def _gate_line(m: MetricDiff) -> str:
+    """A gate's message with its metric's name as code (the message starts with it)."""
+    if m.name and m.message.startswith(m.name):
+        return code(m.name) + inert(m.message[len(m.name) :], 400)
+    return inert(m.message, 400)
 
 
 def metrics_section(c: Comparison) -> str:
     lines = []
     for note in c.notices:
-        lines.append(f"> [!NOTE]\n> {_cell(note)}\n")
+        lines.append(f"> [!NOTE]\n> {inert(note, 500)}\n")
     main = [m for m in c.metrics if not m.name.startswith("slices.")]
     if not main:
         lines.append("_No metrics found: declare them under `metrics:` in dvc.yaml._\n")
         return "\n".join(lines)
+    failed = c.failed
+    if failed:
+        lines.append("**Failed gates**\n")
+        lines.extend(f"- ❌ {_gate_line(m)}" for m in failed)
+        lines.append("")
+    gated = sorted((m for m in c.gated if m.status != FAIL), key=_row_order)
+    if gated:
+        lines.append("<details><summary>Gates that passed</summary>\n")
+        lines.extend(f"- {_gate(m)}: {_gate_line(m)}" for m in gated)
+        lines.append("\n</details>\n")
     lines.append("### Metrics\n")
     lines.append("| metric | base | PR | change | rel. | | gate |")
     lines.append("|---|---:|---:|---:|---:|:-:|---|")
-    for m in sorted(main, key=lambda d: (d.gate is None, d.name)):
+    for m in sorted(main, key=_row_order):
         lines.append(
-            f"| `{_cell(m.name)}` | {fmt(m.base)} | {fmt(m.head)} | {_signed(m.change)} "
+            f"| {code(m.name, cell=True)} | {fmt(m.base)} | {fmt(m.head)} | {_signed(m.change)} "
             f"| {_signed(m.rel_change, pct=True)} | {_arrow(m)} | {_gate(m)} |"
         )
-    failed = c.failed
-    if failed:
-        lines.append("\n**Failed gates**\n")
-        lines.extend(f"- ❌ {_cell(m.message)}" for m in failed)
-    gated = [m for m in c.gated if m.status != FAIL]
-    if gated:
-        lines.append("\n<details><summary>Gates that passed</summary>\n")
-        lines.extend(f"- {_gate(m)}: {_cell(m.message)}" for m in gated)
-        lines.append("\n</details>")
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +163,7 @@ def params_section(c: Comparison) -> str:
     if not c.params:
         return "### Params\n\nNo params changed.\n"
     rows = ["### Params\n", "| param | base | PR |", "|---|---|---|"]
-    rows += [f"| `{_cell(p.name)}` | {fmt(p.base)} | {fmt(p.head)} |" for p in c.params]
+    rows += [f"| {code(p.name, cell=True)} | {fmt(p.base)} | {fmt(p.head)} |" for p in c.params]
     return "\n".join(rows) + "\n"
 
 
@@ -159,17 +175,20 @@ def validation_section(v: ValidationReport) -> str:
         result = "✅ valid" if f.ok else f"❌ {sum(x.count for x in f.failures)} failures"
         if f.cached:
             result += " (unchanged since it last passed: not re-validated)"
-        rows.append(f"| `{_cell(f.path)}` | `{_cell(f.schema)}` | {f.rows} | {result} |")
+        rows.append(
+            f"| {code(f.path, cell=True)} | {code(f.schema, cell=True)} | {f.rows} | {result} |"
+        )
     bad = [f for f in v.files if not f.ok]
     for f in bad:
         rows.append(
-            f"\n<details open><summary>Failures in <code>{_cell(f.path)}</code></summary>\n"
+            f"\n<details open><summary>Failures in <code>{inert(f.path)}</code></summary>\n"
         )
         rows.append("| column | check | failing rows | sample values |")
         rows.append("|---|---|---:|---|")
         for x in f.failures:
-            samples = ", ".join(f"`{_cell(s)}`" for s in x.samples) or "_hidden_"
-            rows.append(f"| `{_cell(x.column)}` | `{_cell(x.check)}` | {x.count} | {samples} |")
+            samples = ", ".join(code(s, 100, cell=True) for s in x.samples) or "_hidden_"
+            column, check = code(x.column, cell=True), code(x.check, cell=True)
+            rows.append(f"| {column} | {check} | {x.count} | {samples} |")
         rows.append("\n</details>")
     return "\n".join(rows) + "\n"
 
@@ -185,9 +204,9 @@ def drift_section(d: DriftReport, top: int = 10) -> str:
     ]
     for f in d.files:
         base_rows = "—" if f.base_rows is None else str(f.base_rows)
-        head = f"**`{_cell(f.path)}`**: rows {base_rows} → {f.rows}"
+        head = f"**{code(f.path)}**: rows {base_rows} → {f.rows}"
         if f.note:
-            out.append(f"{head} ({_cell(f.note)})\n")
+            out.append(f"{head} ({inert(f.note, 500)})\n")
             continue
         flagged = f.drifted
         out.append(f"{head}; {len(flagged)} of {len(f.columns)} columns drifted\n")
@@ -198,10 +217,10 @@ def drift_section(d: DriftReport, top: int = 10) -> str:
         out.append("|---|---|---:|---:|---:|---|:-:|")
         for c in f.columns[:top] if not flagged else f.columns[: max(top, len(flagged))]:
             cats = ", ".join(
-                [*(f"+{_cell(v)}" for v in c.new), *(f"-{_cell(v)}" for v in c.vanished)]
+                [*(f"+{inert(v, 60)}" for v in c.new), *(f"-{inert(v, 60)}" for v in c.vanished)]
             )
             out.append(
-                f"| `{_cell(c.column)}` | {c.kind} | {c.score:.4f} | {fmt(c.ks)} | "
+                f"| {code(c.column, cell=True)} | {inert(c.kind)} | {c.score:.4f} | {fmt(c.ks)} | "
                 f"{fmt(c.ks_pvalue)} | {cats} | {'⚠️' if c.drifted else ''} |"
             )
         out.append("\n</details>\n")
@@ -218,7 +237,8 @@ def pii_section(p: PiiReport) -> str:
         "|---|---|---|---:|",
     ]
     out += [
-        f"| `{_cell(f.path)}` | `{_cell(f.column)}` | {f.kind} | {f.count} |" for f in p.findings
+        f"| {code(f.path, cell=True)} | {code(f.column, cell=True)} | {inert(f.kind)} | {f.count} |"
+        for f in p.findings
     ]
     return "\n".join(out) + "\n"
 
@@ -233,7 +253,7 @@ def slices_section(c: Comparison) -> str:
         "|---|---:|---:|---:|",
     ]
     out += [
-        f"| `{_cell(m.name[7:])}` | {fmt(m.base)} | {fmt(m.head)} | {_signed(m.change)} |"
+        f"| {code(m.name[7:], cell=True)} | {fmt(m.base)} | {fmt(m.head)} | {_signed(m.change)} |"
         for m in rows
     ]
     return "\n".join(out) + "\n\n</details>\n"
@@ -259,37 +279,61 @@ def roc_chart(points: Sequence[Mapping[str, float]]) -> str:
     )
 
 
+def _gpu_text(gpu: Any) -> str:
+    if not isinstance(gpu, Mapping):
+        return "not recorded"
+    if not gpu.get("available"):
+        return str(gpu.get("reason", "not recorded"))
+    gpus = gpu.get("gpus")
+    names = (
+        ", ".join(str(g.get("name", "?")) for g in gpus if isinstance(g, Mapping))
+        if isinstance(gpus, list)
+        else ""
+    )
+    util = gpu.get("util_mean")
+    return names + (f" · mean util {util:.0f}%" if _number(util) else "")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def facts_section(inp: ReportInput) -> str:
+    """Run facts from the training JSON and the pull: keys are ours, values are data."""
     f = inp.facts
     rows = ["<details><summary>Run facts</summary>\n", "| | |", "|---|---|"]
-    gpu = f.get("gpu") or {}
-    if gpu.get("available"):
-        names = ", ".join(g["name"] for g in gpu.get("gpus", []))
-        util = gpu.get("util_mean")
-        gpu_text = names + (f" · mean util {util:.0f}%" if util is not None else "")
-    else:
-        gpu_text = str(gpu.get("reason", "not recorded"))
-    items = [
-        ("backend", f.get("backend")),
-        ("device", f.get("device")),
-        ("GPU", gpu_text),
-        ("training time", f"{f['duration_s']:.1f}s" if "duration_s" in f else None),
-        ("MLflow run", f.get("mlflow_run_id")),
-        ("MLflow", f.get("mlflow_tracking_uri")),
+    duration = f.get("duration_s")
+    run_id = f.get("mlflow_run_id")
+    items: list[tuple[str, str | None]] = [
+        ("backend", _inert_or_none(f.get("backend"))),
+        ("device", _inert_or_none(f.get("device"))),
+        ("GPU", inert(_gpu_text(f.get("gpu")))),
+        ("training time", f"{duration:.1f}s" if _number(duration) else None),
+        ("MLflow run", None if run_id is None else code(run_id, cell=True)),
+        ("MLflow", _inert_or_none(f.get("mlflow_tracking_uri"))),
     ]
     if inp.pulled is not None:
-        items.append(("DVC remote", f"{inp.pulled.remote} ({inp.pulled.files} files fetched)"))
-        items += [(f"data `{v.path}`", v.md5[:12]) for v in inp.pulled.versions[:20]]
-    items += [(f"stage {k}", f"{v:.1f}s") for k, v in inp.timings.items()]
-    rows += [f"| {k} | {_cell(str(v))} |" for k, v in items if v is not None]
+        remote = f"{inert(inp.pulled.remote)} ({inp.pulled.files} files fetched)"
+        items.append(("DVC remote", remote))
+        items += [
+            (f"data {code(v.path, cell=True)}", code(v.md5[:12], cell=True))
+            for v in inp.pulled.versions[:20]
+        ]
+    items += [(f"stage {inert(k)}", f"{v:.1f}s") for k, v in inp.timings.items()]
+    rows += [f"| {k} | {v} |" for k, v in items if v is not None]
     return "\n".join(rows) + "\n\n</details>\n"
 
 
-def render(inp: ReportInput, marker: str = "", limit: int = COMMENT_LIMIT) -> str:
-    """The whole report, within ``limit`` characters."""
+def _inert_or_none(value: Any) -> str | None:
+    return None if value is None else inert(value)
+
+
+def render(inp: ReportInput, marker: str = "", limit: int | None = None) -> str:
+    """The whole report; with ``limit``, shortened by :func:`fit` to that many characters
+    with a pointer to ``inp.full_report_hint``."""
     head = (marker + "\n" if marker else "") + heading(inp)
     sections: list[str] = []
-    sections += [f"> [!WARNING]\n> {_cell(n)}\n" for n in inp.notes]
+    sections += [f"> [!WARNING]\n> {inert(n, 500)}\n" for n in inp.notes]
     if inp.comparison is not None:
         sections.append(metrics_section(inp.comparison))
     if inp.validation is not None:
@@ -304,30 +348,8 @@ def render(inp: ReportInput, marker: str = "", limit: int = COMMENT_LIMIT) -> st
     sections.append(roc_chart(inp.roc))
     sections.append(facts_section(inp))
     sections.append("<sub>Generated by mlci.</sub>\n")
-    return fit(head, [s for s in sections if s], limit, inp.full_report_hint)
-
-
-def fit(head: str, sections: list[str], limit: int, hint: str) -> str:
-    """Join sections; past ``limit`` drop from the end, then cut, always with a pointer."""
-    body = head + "\n" + "\n".join(sections)
-    if len(body) <= limit:
-        return body
-    note = (
-        f"\n\n> [!IMPORTANT]\n> This report was cut to fit GitHub's {limit:,}-character "
-        f"limit. The full report is in {hint}.\n"
-    )
-    kept = list(sections)
-    while kept and len(head + "\n" + "\n".join(kept) + note) > limit:
-        kept.pop()
-    body = head + "\n" + "\n".join(kept)
-    if len(body + note) > limit:
-        body = body[: limit - len(note)]
-        # Never leave a half-open <details> or code fence behind the cut.
-        if body.count("```") % 2:
-            body += "\n```"
-        body += "\n</details>" * max(0, body.count("<details") - body.count("</details>"))
-        body = body[: limit - len(note)]
-    return body + note
+    full = head + "\n" + "\n".join(s for s in sections if s)
+    return full if limit is None else fit(full, limit, inp.full_report_hint)
 
 
 # ---- the promotion note (``mlci promote``) ----
@@ -349,11 +371,13 @@ class PromotionFacts:
     refused: bool = False
 
 
-def promotion_note(report_name: str, f: PromotionFacts, marker: str = "") -> str:
+def promotion_note(
+    report_name: str, f: PromotionFacts, marker: str = "", limit: int | None = COMMENT_LIMIT
+) -> str:
     """The note as Markdown (pure): what happened, the versions, the commit, the run, and the
     gated metrics against the champion (the PR report's metrics table)."""
-    model, short = f"`{fmt(f.model)}`", f"`{fmt(f.git_sha[:7])}`"
-    was = f"v{f.champion_before}" if f.champion_before else "none"
+    model, short = code(f.model), code(f.git_sha[:7])
+    was = f"v{inert(f.champion_before)}" if f.champion_before else "none"
     if f.refused or f.version is None:
         icon, status = "❌", "not promoted"
         stays = f"`champion` stays {was}" if f.champion_before else "there is still no `champion`"
@@ -361,26 +385,29 @@ def promotion_note(report_name: str, f: PromotionFacts, marker: str = "") -> str
         rows = [("new version", "not registered"), ("champion", f"{was} (unchanged)")]
         rows.append(("previous", "unchanged"))
     else:
-        version = f"v{f.version}" + (" (registered now)" if f.created else " (registered before)")
+        version, champion = f"v{inert(f.version)}", f"v{inert(f.champion)}"
         if f.champion == f.version:
             icon, status = "✅", "promoted"
-            summary = f"{model} v{f.version} from {short} is now `champion`"
+            summary = f"{model} {version} from {short} is now `champion`"
         else:
             icon, status = "☑️", "registered"
-            summary = f"{model} v{f.version} is registered; `champion` stays v{f.champion}"
+            summary = f"{model} {version} is registered; `champion` stays {champion}"
             summary += ", a newer commit's model"
-        moved = "" if f"v{f.champion}" == was else f" (was {was})"
-        rows = [("new version", version), ("champion", f"v{f.champion}{moved}")]
-        rows.append(("previous", f"v{f.previous}" if f.previous else "none"))
-    rows = [("model", model), *rows, ("commit", f"`{fmt(f.git_sha)}`")]
-    rows += [("MLflow run", f"`{fmt(f.run_id)}`")]
+        moved = "" if champion == was else f" (was {was})"
+        created = " (registered now)" if f.created else " (registered before)"
+        rows = [("new version", version + created), ("champion", champion + moved)]
+        rows.append(("previous", f"v{inert(f.previous)}" if f.previous else "none"))
+    rows = [("model", code(f.model, cell=True)), *rows, ("commit", code(f.git_sha, cell=True))]
+    rows += [("MLflow run", code(f.run_id, cell=True))]
     head = (
         marker + "\n" if marker else ""
-    ) + f"## {icon} {fmt(report_name)} promotion: {status}\n\n"
+    ) + f"## {icon} {inert(report_name)} promotion: {status}\n\n"
     head += f"**{summary}.**\n"
     table = "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
     gated = metrics_section(f.comparison).replace(
         "| metric | base | PR |", "| metric | champion | this commit |", 1
     )
     sections = [table, gated, "<sub>Generated by mlci promote.</sub>\n"]
-    return fit(head, sections, COMMENT_LIMIT, "the job summary")
+    note = head + "\n" + "\n".join(sections)
+    where = f"in the MLflow run {code(f.run_id)}, which has every metric of this commit"
+    return note if limit is None else fit(note, limit, where)

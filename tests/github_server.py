@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from github_git import GitApiError, GitStore
 
 SPEC_PATH = Path(__file__).parent / "github" / "rest-subset.json"
 DOCS = "https://docs.github.com/rest"
@@ -71,7 +72,8 @@ def _iso(seconds: int) -> str:
 
 def _template_regex(template: str) -> re.Pattern[str]:
     def part(m: re.Match[str]) -> str:
-        return f"(?P<{m.group(1)}>.+)" if m.group(1) == "sha" else f"(?P<{m.group(1)}>[^/]+)"
+        multi = m.group(1) in ("sha", "ref", "path")  # x-multi-segment in the description
+        return f"(?P<{m.group(1)}>.+)" if multi else f"(?P<{m.group(1)}>[^/]+)"
 
     return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", part, re.escape(template)) + "$")
 
@@ -157,6 +159,8 @@ class FakeGitHub:
         self.statuses: list[dict[str, Any]] = []
         self.commit_comments: dict[str, list[dict[str, Any]]] = {}
         self.commit_pulls: dict[str, list[int]] = {}
+        self.issues: dict[int, dict[str, Any]] = {}  # issue JSON by number (mlci monitor)
+        self.dispatches: list[dict[str, Any]] = []  # workflow_dispatch requests received
         self.used: dict[str, int] = {}
         self.faults: list[Fault] = []
         self._ids = itertools.count(1001)
@@ -170,6 +174,7 @@ class FakeGitHub:
         self.add_pull(8, head_sha="b" * 40)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.git = GitStore(REPO)  # the Git Data API (tests/github_git.py)
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -424,13 +429,34 @@ class FakeGitHub:
         if "owner" in values and f"{values['owner']}/{values['repo']}".lower() != REPO:
             raise ApiError(404, "Not Found")
         user = self.tokens[token]["user"]
-        status, extra, answer = self._answer(method, template, values, data, user, query)
+        if "/git/" in template or template.endswith("/contents/{path}"):
+            status, extra, answer = self._git_answer(method, template, values, data, query)
+        else:
+            status, extra, answer = self._answer(method, template, values, data, user, query)
         code = next((c for c in op["responses"] if c.startswith("2")), "200")
-        shape = op["responses"].get(str(status)) or op["responses"].get(code) or {}
+        responses = op["responses"]
+        # a documented status answers with its own shape (204: none at all)
+        shape = responses[str(status)] if str(status) in responses else responses.get(code) or {}
         if shape:
             for problem in check_response(answer, shape, op["operationId"]):
                 self.violations.append(f"fake answered off-spec: {problem}")
         return status, extra, answer
+
+    def _git_answer(
+        self,
+        method: str,
+        template: str,
+        v: dict[str, Any],
+        data: dict[str, Any],
+        query: dict[str, list[str]],
+    ) -> tuple[int, dict[str, str], Any]:
+        self.git.url = self.url
+        ref = (query.get("ref") or ["main"])[-1]
+        try:
+            status, answer = self.git.answer(method, template, v, data, ref)
+        except GitApiError as exc:
+            raise ApiError(exc.status, exc.message) from None
+        return status, {}, answer
 
     def _answer(
         self,
@@ -442,6 +468,9 @@ class FakeGitHub:
         query: dict[str, list[str]],
     ) -> tuple[int, dict[str, str], Any]:
         is_bot = user["type"] == "Bot"
+        handled = self._monitor_answer(method, template, v, data, user, query)
+        if handled is not None:
+            return handled
         if template == "/user":
             if is_bot:
                 raise ApiError(403, "Resource not accessible by integration")
@@ -467,7 +496,7 @@ class FakeGitHub:
             )
         if template.endswith("/issues/{issue_number}/comments"):
             pr = v["issue_number"]
-            if pr not in self.pulls:
+            if pr not in self.pulls and pr not in self.issues:
                 raise ApiError(404, "Not Found")
             if method == "GET":
                 return self._page(pr, v.get("per_page", 30), v.get("page", 1))
@@ -549,6 +578,175 @@ class FakeGitHub:
         if template.endswith("/commits/{commit_sha}/comments"):
             return self._new_commit_comment(v["commit_sha"], data["body"], user)
         raise ApiError(404, "Not Found")
+
+    # -- mlci monitor: issues, pull requests on a branch, workflow dispatches -------------------
+
+    def _next_number(self) -> int:
+        """Issues and pull requests share one sequence of numbers, as on GitHub."""
+        return max([*self.pulls, *self.issues, 0]) + 1
+
+    def _monitor_answer(
+        self,
+        method: str,
+        template: str,
+        v: dict[str, Any],
+        data: dict[str, Any],
+        user: dict[str, Any],
+        query: dict[str, list[str]],
+    ) -> tuple[int, dict[str, str], Any] | None:
+        """The routes mlci monitor uses; None for any other route."""
+        v = {k: vals[-1] for k, vals in query.items()} | v  # string query values too
+        if template.endswith("/{repo}/issues"):
+            if method == "GET":
+                return self._list_issues(v)
+            self._check_length(data.get("body") or "")
+            return 201, {}, self._new_issue(data, user)
+        if template.endswith("/issues/{issue_number}") and method == "PATCH":
+            issue = self.issues.get(v["issue_number"])
+            if issue is None:
+                raise ApiError(404, "Not Found")
+            return 200, {}, self._update_issue(issue, data, user)
+        if template.endswith("/{repo}/pulls"):
+            if method == "GET":
+                return self._list_pulls(v)
+            return 201, {}, self._new_pull(data)
+        if template.endswith("/pulls/{pull_number}") and method == "PATCH":
+            pull = self.pulls.get(v["pull_number"])
+            if pull is None:
+                raise ApiError(404, "Not Found")
+            pull.update({k: data[k] for k in ("title", "body", "state") if k in data})
+            return 200, {}, self._pull_json(pull)
+        if template.endswith("/dispatches"):
+            self.dispatches.append({"workflow_id": v["workflow_id"], **data})
+            return 204, {}, None
+        return None
+
+    def _new_issue(self, data: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            n = self._next_number()
+            api = f"{self.url}/repos/{REPO}/issues/{n}"
+            stamp = _iso(next(self._clock))
+            issue = {
+                "id": 5000 + n,
+                "node_id": f"I_{n}",
+                "url": api,
+                "repository_url": f"{self.url}/repos/{REPO}",
+                "labels_url": f"{api}/labels{{/name}}",
+                "comments_url": f"{api}/comments",
+                "events_url": f"{api}/events",
+                "html_url": f"https://github.com/{REPO}/issues/{n}",
+                "number": n,
+                "state": "open",
+                "state_reason": None,
+                "title": data["title"],
+                "body": data.get("body"),
+                "user": user,
+                "labels": [],
+                "assignee": None,
+                "assignees": [],
+                "milestone": None,
+                "locked": False,
+                "comments": 0,
+                "created_at": stamp,
+                "updated_at": stamp,
+                "closed_at": None,
+                "author_association": "MEMBER" if user["type"] == "User" else "NONE",
+            }
+            self.issues[n] = issue
+            self.comments.setdefault(n, [])
+            return issue
+
+    def _update_issue(
+        self, issue: dict[str, Any], data: dict[str, Any], user: dict[str, Any]
+    ) -> dict[str, Any]:
+        if "body" in data:
+            self._check_length(data["body"] or "")
+        stamp = _iso(next(self._clock))
+        for key in ("title", "body"):
+            if key in data:
+                issue[key] = data[key]
+        state = data.get("state")
+        if state == "closed" and issue["state"] == "open":
+            issue.update(state="closed", closed_at=stamp)
+            issue["state_reason"] = data.get("state_reason") or "completed"
+        elif state == "open" and issue["state"] == "closed":
+            issue.update(state="open", closed_at=None, state_reason="reopened")
+        issue["updated_at"] = stamp
+        issue["comments"] = len(self.comments.get(issue["number"], []))
+        return issue
+
+    def _list_issues(self, v: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        """``GET /issues``: issues and pull requests, newest first (GitHub's default)."""
+        state = v.get("state", "open")
+        found = [
+            dict(i, comments=len(self.comments.get(i["number"], [])))
+            for i in self.issues.values()
+            if state == "all" or i["state"] == state
+        ]
+        found += [
+            {
+                **{k: p[k] for k in ("url", "id", "node_id", "html_url", "number", "state")},
+                **{k: p[k] for k in ("title", "body", "user", "labels", "assignee", "locked")},
+                **{k: p[k] for k in ("milestone", "created_at", "updated_at", "closed_at")},
+                "repository_url": f"{self.url}/repos/{REPO}",
+                "labels_url": f"{p['issue_url']}/labels{{/name}}",
+                "comments_url": p["comments_url"],
+                "events_url": f"{p['issue_url']}/events",
+                "comments": len(self.comments.get(p["number"], [])),
+                "pull_request": {"url": p["url"], "html_url": p["html_url"]},
+            }
+            for p in map(self._pull_json, self.pulls.values())
+            if state == "all" or p["state"] == state
+        ]
+        found.sort(key=lambda i: i["number"], reverse=v.get("direction", "desc") == "asc")
+        return self._paged(found, v, "issues")
+
+    def _list_pulls(self, v: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        state = v.get("state", "open")
+        owner = REPO.split("/")[0]
+        pulls = [
+            self._pull_json(p)
+            for p in self.pulls.values()
+            if (state == "all" or p.get("state", "open") == state)
+            and ("head" not in v or v["head"] == f"{owner}:{p.get('head_ref', '')}")
+        ]
+        return self._paged(pulls, v, "pulls")
+
+    def _new_pull(self, data: dict[str, Any]) -> dict[str, Any]:
+        head, base = str(data["head"]), str(data["base"])
+        if head == base:
+            invalid = [{"resource": "PullRequest", "code": "invalid", "field": "head"}]
+            raise ApiError(422, "Validation Failed", invalid)
+        owner = REPO.split("/")[0]
+        for p in self.pulls.values():
+            if p.get("head_ref") == head.removeprefix(f"{owner}:") and p.get("state") == "open":
+                message = f"A pull request already exists for {owner}:{head}."
+                raise ApiError(
+                    422, "Validation Failed", [{"resource": "PullRequest", "message": message}]
+                )
+        with self.lock:
+            n = self._next_number()
+            pull = self.add_pull(n, head_sha="c" * 40)
+            pull.update(
+                title=data.get("title", ""),
+                body=data.get("body"),
+                state="open",
+                head_ref=head.removeprefix(f"{owner}:"),
+                base_ref=base,
+            )
+            return self._pull_json(pull)
+
+    def _paged(
+        self, items: list[dict[str, Any]], v: dict[str, Any], what: str
+    ) -> tuple[int, dict[str, str], Any]:
+        per_page, page = max(v.get("per_page", 30), 1), v.get("page", 1)
+        last = max(math.ceil(len(items) / per_page), 1)
+        headers = {}
+        if page < last:
+            keep = "&".join(f"{k}={v[k]}" for k in ("state", "head", "sort", "direction") if k in v)
+            base = f"{self.url}/repositories/{REPO_ID}/{what}?{keep}&per_page={per_page}&page="
+            headers["Link"] = f'<{base}{page + 1}>; rel="next", <{base}{last}>; rel="last"'
+        return 200, headers, items[(page - 1) * per_page : page * per_page]
 
     def _list_check_runs(self, v: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
         """``GET /commits/{ref}/check-runs``: a commit SHA as ref; ``filter=latest`` (GitHub's
@@ -727,11 +925,11 @@ class FakeGitHub:
             "comments_url": f"{api}/issues/{n}/comments",
             "statuses_url": f"{api}/statuses/{pull['head_sha']}",
             "number": n,
-            "state": "open",
+            "state": pull.get("state", "open"),
             "locked": False,
-            "title": f"Change {n}",
+            "title": pull.get("title", f"Change {n}"),
             "user": owner,
-            "body": None,
+            "body": pull.get("body"),
             "labels": [],
             "milestone": None,
             "active_lock_reason": None,
@@ -745,15 +943,15 @@ class FakeGitHub:
             "requested_reviewers": [],
             "requested_teams": [],
             "head": {
-                "label": f"octo:feature-{n}",
-                "ref": f"feature-{n}",
+                "label": f"octo:{pull.get('head_ref', f'feature-{n}')}",
+                "ref": pull.get("head_ref", f"feature-{n}"),
                 "sha": pull["head_sha"],
                 "user": owner,
                 "repo": self._head_repo(pull.get("head_repo", REPO), repo),
             },
             "base": {
-                "label": "octo:main",
-                "ref": "main",
+                "label": f"octo:{pull.get('base_ref', 'main')}",
+                "ref": pull.get("base_ref", "main"),
                 "sha": "0" * 40,
                 "user": owner,
                 "repo": repo,

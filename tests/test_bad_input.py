@@ -134,5 +134,5 @@ def test_non_numeric_metric_fails_its_gate(workspace: Workspace) -> None:
     (p / "metrics.json").write_text(json.dumps(metrics))
     proc = workspace.mlci(p, "compare", "--base", "main")
     assert proc.returncode == 4
-    assert "accuracy is not a number on the PR: 'high'" in proc.stdout
+    assert "is not a number on the PR: 'high'" in proc.stdout
     assert "accuracy" in _one_error_line(proc)

@@ -184,7 +184,7 @@ def test_server_death_at_each_promotion_step(
     from sklearn.linear_model import LogisticRegression
 
     from mlci import git as mgit
-    from mlci import pipeline, registry
+    from mlci import promotion, registry
     from mlci.ci import CIContext
     from mlci.config import Gate, Settings
     from mlci.errors import EXIT_EXTERNAL, MlflowError
@@ -233,7 +233,7 @@ def test_server_death_at_each_promotion_step(
             assert registry.promote(server.url, name, runs[0], old_sha, old_time).champion == "1"
             dead: list[str] = []
             with pytest.raises(MlflowError) as stopped:
-                pipeline.promote(repo, settings, ctx, on_step=_die_after(step, server, dead))
+                promotion.promote(repo, settings, ctx, on_step=_die_after(step, server, dead))
             assert dead == [step]
             err = stopped.value
             assert err.exit_code == EXIT_EXTERNAL
@@ -256,7 +256,7 @@ def test_server_death_at_each_promotion_step(
             assert sorted(versions) == (["1"] if step == registry.FOUND_RUN else ["1", "2"])
 
             settings = dataclasses.replace(settings, mlflow_tracking_uri=server.url)
-            again = pipeline.promote(repo, settings, ctx)
+            again = promotion.promote(repo, settings, ctx)
             assert again.promotion is not None
             assert (again.promotion.version, again.promotion.champion) == ("2", "2")
             assert again.promotion.previous == "1"

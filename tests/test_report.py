@@ -57,23 +57,21 @@ def test_validation_section_hides_nothing_but_sensitive() -> None:
     assert "| `email` | `str_matches` | 3 | _hidden_ |" in md
 
 
-def test_untrusted_text_cannot_break_the_table() -> None:
-    c = compare({}, {"a|b<script>": 1.0}, [])
-    md = render(_inp(comparison=c))
-    assert "<script>" not in md
-    assert "a\\|b&lt;script&gt;" in md
-
-
 def test_huge_report_is_cut_under_the_limit_with_pointer() -> None:
     head = {f"slices.group.{i}.accuracy": i / 10000 for i in range(6000)}
     head.update({f"metric_{i:05d}": float(i) for i in range(6000)})
     c = compare({}, head, [])
-    md = render(_inp(comparison=c), marker="<!-- m -->")
+    full = render(_inp(comparison=c), marker="<!-- m -->")
+    md = render(_inp(comparison=c), marker="<!-- m -->", limit=COMMENT_LIMIT)
     assert len(head) == 12000
+    assert full.count("| `metric_") == 6000 and full.count("| `group.") == 6000
     assert len(md) <= COMMENT_LIMIT
-    assert "cut to fit GitHub's 65,536-character limit" in md
+    assert "shortened to fit GitHub's limit (65,536 characters)" in md
     assert md.startswith("<!-- m -->\n## ")
     assert md.count("<details") == md.count("</details>")
+    # both big tables keep rows, and say how many they left out
+    assert "| `metric_00000` |" in md and "| `group.0.accuracy` |" in md
+    assert md.count("more in the full report") == 2
 
 
 def test_roc_chart_is_inline_mermaid() -> None:

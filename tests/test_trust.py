@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from conftest import Workspace, git
-from github_server import FakeGitHub
 from mlci import ci, config, trust
 from mlci.errors import EXIT_USAGE, ConfigError, UntrustedCode
+
+from conftest import Workspace, git
+from github_server import FakeGitHub
 
 EVIL = "http://127.0.0.1:9/evil-api"
 

@@ -145,6 +145,8 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
     seed_everything(params.seed)
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if rank == 0:  # an unreachable tracking server fails now, not after the training
+        tracking.configure(settings.tracking_uri)
     sampler = GpuSampler() if rank == 0 else GpuSampler(reason="sampled on rank 0")
     sampler.start()
     started = time.monotonic()
@@ -253,20 +255,8 @@ def _track(
         return {
             "mlflow_run_id": r.info.run_id,
             "mlflow_experiment_id": exp,
-            "mlflow_tracking_uri": _public_uri(uri),
+            "mlflow_tracking_uri": tracking.public_uri(uri),
         }
-
-
-def _public_uri(uri: str) -> str:
-    """The tracking URI without credentials, fit for a report."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password or parts.username:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return uri
 
 
 def evaluate(root: Path, settings: Settings) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,29 @@ def configure(tracking_uri: str) -> None:
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     mlflow.set_tracking_uri(tracking_uri)
+    probe(tracking_uri)
+
+
+_probed: set[str] = set()
+
+
+def probe(tracking_uri: str) -> None:
+    """Fail in seconds, naming the server, when an HTTP tracking server cannot be reached.
+
+    One plain request (through any configured proxy): an HTTP answer of any status means the
+    server is there; only a connection that fails or hangs is an error. Once per process.
+    """
+    if not tracking_uri.startswith(("http://", "https://")) or tracking_uri in _probed:
+        return
+    import requests
+
+    try:
+        requests.get(tracking_uri, timeout=(5, 15), allow_redirects=False, stream=True).close()
+    except requests.exceptions.SSLError:
+        pass  # TLS settings (MLFLOW_TRACKING_INSECURE_TLS, client certs) are MLflow's to apply
+    except requests.RequestException as exc:
+        raise unreachable(tracking_uri, exc) from None
+    _probed.add(tracking_uri)
 
 
 def ensure_experiment(name: str, tracking_uri: str, root: Path) -> str:
@@ -45,11 +68,53 @@ def ensure_experiment(name: str, tracking_uri: str, root: Path) -> str:
 
 
 def unreachable(uri: str, exc: Exception) -> MlflowError:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """The error for a tracking server that failed: its URI (no credentials) and why."""
     return MlflowError(
-        f"MLflow at {uri} failed: {text[:300]}",
-        fix="check MLCI_MLFLOW_TRACKING_URI and that the server is up",
+        f"MLflow at {public_uri(uri)} failed: {cause(exc)}",
+        fix="start the tracking server, or set MLCI_MLFLOW_TRACKING_URI to one that is up "
+        "(unset, mlci keeps runs in a local SQLite file)",
     )
+
+
+# Phrases of urllib3/requests/socket errors, in the order they are looked for.
+_CAUSES = (
+    ("Connection refused", "connection refused: nothing listens there"),
+    ("Name or service not known", "the host name does not resolve"),
+    ("Temporary failure in name resolution", "the host name does not resolve"),
+    ("nodename nor servname", "the host name does not resolve"),
+    ("getaddrinfo failed", "the host name does not resolve"),
+    ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted (see REQUESTS_CA_BUNDLE)"),
+    ("timed out", "no answer in time (timed out)"),
+    ("Connection reset", "the connection was reset"),
+    ("RemoteDisconnected", "the server closed the connection"),
+)
+
+
+def cause(exc: Exception) -> str:
+    """A short, readable reason for an MLflow client error (not urllib3's nested repr)."""
+    text = str(exc)
+    for needle, reason in _CAUSES:
+        if needle in text:
+            return reason
+    import re
+
+    code = re.search(r"error code (\d{3})", text)
+    if code:
+        return f"the server answered HTTP {code.group(1)}"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:300]
+
+
+def public_uri(uri: str) -> str:
+    """The tracking URI without credentials, fit for a message or a report."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password or parts.username:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return uri
 
 
 @contextmanager
@@ -60,20 +125,34 @@ def run(experiment_id: str, tracking_uri: str, name: str) -> Iterator[Any]:
         active = mlflow.start_run(experiment_id=experiment_id, run_name=name)
     except Exception as exc:
         raise unreachable(tracking_uri, exc) from None
-    with active:
+    try:
         yield active
+    except BaseException:
+        with suppress(Exception):  # best effort: the error that ended the run is the one
+            mlflow.end_run("FAILED")
+        raise
+    try:
+        mlflow.end_run()
+    except Exception as exc:
+        raise unreachable(tracking_uri, exc) from None
 
 
 def log_params(params: Mapping[str, Any]) -> None:
     import mlflow
 
-    mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+    try:
+        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+    except Exception as exc:
+        raise unreachable(mlflow.get_tracking_uri(), exc) from None
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:
     import mlflow
 
-    mlflow.set_tags({f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items() if v is not None})
+    try:
+        mlflow.set_tags({f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items() if v is not None})
+    except Exception as exc:
+        raise unreachable(mlflow.get_tracking_uri(), exc) from None
 
 
 def log_metrics(run_id: str, metrics: Mapping[str, Any], tracking_uri: str) -> None:

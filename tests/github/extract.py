@@ -19,13 +19,26 @@ OPERATIONS = {
     "/user": ["get"],
     "/repos/{owner}/{repo}/issues/{issue_number}/comments": ["get", "post"],
     "/repos/{owner}/{repo}/issues/comments/{comment_id}": ["patch"],
-    "/repos/{owner}/{repo}/pulls/{pull_number}": ["get"],
+    "/repos/{owner}/{repo}/pulls/{pull_number}": ["get", "patch"],
     "/repos/{owner}/{repo}/check-runs": ["post"],
     "/repos/{owner}/{repo}/check-runs/{check_run_id}": ["get", "patch"],
     "/repos/{owner}/{repo}/commits/{ref}/check-runs": ["get"],
     "/repos/{owner}/{repo}/statuses/{sha}": ["post"],
     "/repos/{owner}/{repo}/commits/{commit_sha}/pulls": ["get"],
     "/repos/{owner}/{repo}/commits/{commit_sha}/comments": ["post"],
+    # mlci monitor: the living issue, the retraining pull request, a workflow dispatch
+    "/repos/{owner}/{repo}/issues": ["get", "post"],
+    "/repos/{owner}/{repo}/issues/{issue_number}": ["patch"],
+    "/repos/{owner}/{repo}/pulls": ["get", "post"],
+    "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches": ["post"],
+    # plots: the images branch (mlci/images.py), Git Data API and one directory listing
+    "/repos/{owner}/{repo}/git/ref/{ref}": ["get"],
+    "/repos/{owner}/{repo}/git/refs": ["post"],
+    "/repos/{owner}/{repo}/git/refs/{ref}": ["patch"],
+    "/repos/{owner}/{repo}/git/blobs": ["post"],
+    "/repos/{owner}/{repo}/git/trees": ["post"],
+    "/repos/{owner}/{repo}/git/commits": ["post"],
+    "/repos/{owner}/{repo}/contents/{path}": ["get"],
 }
 _STR, _INT, _OBJ = {"type": ["string"]}, {"type": ["integer"]}, {"type": ["object"]}
 # Operations the source above lacks, already in the extracted form: transcribed from GitHub's
@@ -121,8 +134,14 @@ def shallow(schema: dict[str, Any]) -> dict[str, Any]:
         for alt in prop.get("anyOf", []) + prop.get("oneOf", []) + prop.get("allOf", []):
             if "type" in alt:
                 kinds.append(alt["type"])
-        entry: dict[str, Any] = {"type": sorted(set(kinds))}
-        if prop.get("nullable") or any(a.get("nullable") for a in prop.get("anyOf", [])):
+        # OpenAPI 3.1 writes several types as a list (`["string", "null"]`)
+        kinds = [k for kind in kinds for k in (kind if isinstance(kind, list) else [kind])]
+        entry: dict[str, Any] = {"type": sorted(set(kinds) - {"null"})}
+        if (
+            prop.get("nullable")
+            or "null" in kinds
+            or any(a.get("nullable") for a in prop.get("anyOf", []))
+        ):
             entry["nullable"] = True
         props[name] = entry
     out["properties"] = props
