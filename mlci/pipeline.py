@@ -226,10 +226,17 @@ def report_error(
     if ctx is None:
         import os
 
-        ctx = CIContext(step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
+        ctx = CIContext(
+            step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None,
+            output=os.environ.get("GITHUB_OUTPUT") or None,
+        )
     verdict, markdown = render(root, settings, CheckState(error=error), None)
     path = publish.write_report(settings, markdown, verdict)
     publish.to_step_summary(settings, ctx, markdown)
+    if ctx.output:
+        from mlci import github
+
+        github.write_outputs(ctx.output, {"verdict": verdict.status, "report-path": str(path)})
     return path
 
 

@@ -22,8 +22,10 @@ def test_a_settings_error_still_writes_a_report(workspace: Workspace) -> None:
     p = workspace.project
     params = p / "params.yaml"
     params.write_text(params.read_text().replace("  model_name:", "  modle_name:"))
-    summary = workspace.work / "summary.md"
-    proc = workspace.mlci(p, "run", "--no-pull", GITHUB_STEP_SUMMARY=str(summary))
+    summary, outputs = workspace.work / "summary.md", workspace.work / "outputs.txt"
+    proc = workspace.mlci(
+        p, "run", "--no-pull", GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(outputs)
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert len(_errors(proc.stderr)) == 1
     report = (p / ".mlci" / "report.md").read_text()
@@ -31,6 +33,7 @@ def test_a_settings_error_still_writes_a_report(workspace: Workspace) -> None:
     assert report in summary.read_text()
     meta = json.loads((p / ".mlci" / "report.json").read_text())
     assert meta["verdict"] == "error" and meta["exit_code"] == 2
+    assert "verdict=error" in outputs.read_text().splitlines()
 
 
 def test_a_broken_event_file_is_exit_2_with_a_report(workspace: Workspace) -> None:
