@@ -468,15 +468,10 @@ def monitor(params_file: str | None, snapshot: str | None, on_breach: str | None
     retraining pull request. Never promotes.
     """
     from mlci import monitor as mon
-    from mlci import monitor_settings
 
     root = _repo_root()
-    settings = monitor_settings.base_settings(root, params_file, {})
-    for note in settings.notes:
-        console.warn(note)
-    ms = monitor_settings.load(root, settings.params_file).override(
-        snapshot=snapshot, on_breach=on_breach
-    )
+    settings = _settings(root, params_file=params_file)
+    ms = settings.monitor.override(snapshot=snapshot, on_breach=on_breach)
     with console.group("mlci monitor"):
         result = mon.run(root, settings, ms, _context(), on_stage=lambda s: console.step(s))
     console.out((result.report_path or root).read_text(encoding="utf-8"))

@@ -7,7 +7,6 @@ suggestion. Secrets never live here: they come from the environment at the edge 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,21 +16,9 @@ from typing import Any
 import yaml
 
 from mlci.errors import ConfigError
-
-DIRECTIONS = ("higher", "lower")
-
-
-@dataclass(frozen=True)
-class Gate:
-    """One gated metric: which way is better and how much worse is still fine."""
-
-    metric: str
-    direction: str = "higher"
-    abs_tol: float | None = None
-    rel_tol: float | None = None
-    min: float | None = None
-    max: float | None = None
-    required: bool = True
+from mlci.gates import Gate, as_bool, parse_gate, suggest
+from mlci.monitor_settings import MonitorSettings
+from mlci.plots import PlotSettings
 
 
 @dataclass(frozen=True)
@@ -56,6 +43,8 @@ class Settings:
     gates: tuple[Gate, ...] = ()
     drift: Mapping[str, Any] = field(default_factory=dict)
     pii: Mapping[str, Any] = field(default_factory=dict)
+    plots: PlotSettings = field(default_factory=PlotSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
     notes: tuple[str, ...] = ()
 
     @property
@@ -71,75 +60,15 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("root", "notes")}
-_STRUCTURED = ("validate", "sensitive_columns", "gates", "drift", "pii")
+_STRUCTURED = ("validate", "sensitive_columns", "gates", "drift", "pii", "plots", "monitor")
 _SCALARS = {name: f.type for name, f in _FIELDS.items() if name not in _STRUCTURED}
 _PII_KEYS = ("block", "allow")
-_GATE_KEYS = [f.name for f in dataclasses.fields(Gate) if f.name != "metric"]
-
-
-def _suggest(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(known))}"
-
-
-def _bool(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{where}: expected true or false, got {value!r}", fix="use true or false")
-
-
-def _float(value: Any, where: str) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a number, got {value!r}", fix="give a number")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{where}: expected a number, got {value!r}", fix="give a number"
-        ) from None
-
-
-def parse_gate(metric: str, raw: Any, where: str) -> Gate:
-    if isinstance(raw, str) and raw in DIRECTIONS:
-        raw = {"direction": raw}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(
-            f"{where}.gates.{metric}: expected a mapping",
-            fix="write e.g. `accuracy: {direction: higher, abs_tol: 0.01}`",
-        )
-    unknown = [k for k in raw if k not in _GATE_KEYS]
-    if unknown:
-        raise ConfigError(
-            f"{where}.gates.{metric}: unknown key '{unknown[0]}'",
-            fix=_suggest(str(unknown[0]), _GATE_KEYS),
-        )
-    direction = str(raw.get("direction", "higher"))
-    if direction not in DIRECTIONS:
-        raise ConfigError(
-            f"{where}.gates.{metric}.direction: '{direction}' is not a direction",
-            fix="use 'higher' (higher is better) or 'lower' (lower is better)",
-        )
-    nums = {
-        k: _float(raw[k], f"{where}.gates.{metric}.{k}")
-        for k in ("abs_tol", "rel_tol", "min", "max")
-        if raw.get(k) is not None
-    }
-    for k in ("abs_tol", "rel_tol"):
-        if nums.get(k, 0.0) < 0:
-            raise ConfigError(f"{where}.gates.{metric}.{k} is negative", fix="use a value >= 0")
-    required = _bool(raw.get("required", True), f"{where}.gates.{metric}.required")
-    return Gate(metric=metric, direction=direction, required=required, **nums)
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:
     kind = str(_FIELDS[name].type)
     if kind == "bool":
-        return _bool(value, where)
+        return as_bool(value, where)
     if name == "validate":
         if not isinstance(value, Mapping):
             raise ConfigError(
@@ -160,9 +89,13 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             for key in value:
                 if key not in _PII_KEYS:
                     raise ConfigError(
-                        f"{where}: unknown key '{key}'", fix=_suggest(str(key), list(_PII_KEYS))
+                        f"{where}: unknown key '{key}'", fix=suggest(str(key), list(_PII_KEYS))
                     )
         return dict(value)
+    if name == "plots":
+        return PlotSettings.from_mapping(value, where)
+    if name == "monitor":
+        return MonitorSettings.from_mapping(value, where)
     if name == "gates":
         if not isinstance(value, Mapping):
             raise ConfigError(
@@ -178,9 +111,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
 def _apply(values: dict[str, Any], raw: Mapping[str, Any], where: str) -> None:
     for key, value in raw.items():
         if key not in _FIELDS:
-            raise ConfigError(
-                f"{where}: unknown key '{key}'", fix=_suggest(str(key), list(_FIELDS))
-            )
+            raise ConfigError(f"{where}: unknown key '{key}'", fix=suggest(str(key), list(_FIELDS)))
         values[key] = _coerce(key, value, f"{where}.{key}")
 
 
@@ -189,7 +120,7 @@ Reader = Callable[[str], "str | None"]
 # Settings that widen what a run may do or choose where a token goes. They come from the
 # workflow (environment, action inputs, flags) or the base branch's files, never from files a
 # pull request changed.
-TRUST_KEYS = ("allow_untrusted", "github_api_url", "mlflow_tracking_uri")
+TRUST_KEYS = ("allow_untrusted", "github_api_url", "mlflow_tracking_uri", "plots.branch")
 # Events whose work tree is the repository's own (not a pull request's) files.
 _OWN_CODE_EVENTS = frozenset(
     {"push", "schedule", "workflow_dispatch", "workflow_run", "release", "repository_dispatch"}
@@ -288,14 +219,13 @@ def _trusted_section(
     On any other event that may carry a PR's files (``issue_comment``, ``merge_group``...) they
     are ignored. Fail closed: a base that cannot be read counts as one without the keys.
     """
-    given = {k: section[k] for k in TRUST_KEYS if k in section}
+    given = _pick(section, TRUST_KEYS)
     event = env.get("GITHUB_EVENT_NAME") or None
     if event is None or event in _OWN_CODE_EVENTS:
         return given, ()
     base = env.get("GITHUB_BASE_REF") if event.startswith("pull_request") else None
     read = _base_reader(root, base) if base else None
-    trusted = dict(_file_settings(read, params_file)[0]) if read is not None else {}
-    kept = {k: trusted[k] for k in TRUST_KEYS if k in trusted}
+    kept = _pick(_file_settings(read, params_file)[0], TRUST_KEYS) if read is not None else {}
     notes = tuple(
         f"{where}.{k} is ignored: on a {event} event it may only come from the workflow "
         + (f"or the base branch '{base}'" if base else "(environment or action input)")
@@ -303,6 +233,41 @@ def _trusted_section(
         if k not in kept or given[k] != kept[k]
     )
     return kept, notes
+
+
+def _pick(section: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The values of dotted ``keys`` (``plots.branch``) that ``section`` has."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        value: Any = section
+        for part in key.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                break
+            value = value[part]
+        else:
+            out[key] = value
+    return out
+
+
+def _merged(section: Mapping[str, Any], trusted: Mapping[str, Any]) -> dict[str, Any]:
+    """``section`` without any trust key, with the ``trusted`` values put in their place."""
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        out[key] = dict(value) if isinstance(value, Mapping) else value
+    for key in TRUST_KEYS:
+        head, _, rest = key.partition(".")
+        if rest and isinstance(out.get(head), dict):
+            out[head].pop(rest, None)
+        elif not rest:
+            out.pop(head, None)
+    for key, value in trusted.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested = out.get(head)
+            out[head] = {**(nested if isinstance(nested, dict) else {}), rest: value}
+        else:
+            out[head] = value
+    return out
 
 
 def _inside(path: str | None, where: str) -> None:
@@ -333,9 +298,8 @@ def load(
     values: dict[str, Any] = {"params_file": params_file}
     section, where = _file_settings(_worktree(root), params_file)
     trusted, notes = _trusted_section(root, params_file, section, where, env)
-    _apply(values, {k: v for k, v in section.items() if k not in TRUST_KEYS}, where)
-    _inside(values.get("report_path"), f"{where}.report_path")
-    _apply(values, trusted, where)
+    _inside(section.get("report_path"), f"{where}.report_path")
+    _apply(values, _merged(section, trusted), where)
     for name in [*_SCALARS, "sensitive_columns"]:
         var = f"MLCI_{name.upper()}"
         if env.get(var) not in (None, ""):

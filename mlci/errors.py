@@ -19,6 +19,7 @@ EXIT_USAGE = 2
 EXIT_DATA_INVALID = 3
 EXIT_GATE_FAILED = 4
 EXIT_EXTERNAL = 5
+EXIT_DRIFT = 6  # `mlci monitor`: the data drifted (a signal, not a regression)
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -177,3 +178,18 @@ def load_from_child(path: Path, where: str) -> MlciError | None:
         except TypeError:  # a class with its own constructor
             pass
     return ChildError(message, fix=fix, exit_code=code, title=title)
+
+
+class DriftDetected(MlciError):
+    """The snapshot drifted away from the champion's training data (its gates still hold, or
+    there are no labels to tell)."""
+
+    exit_code = EXIT_DRIFT
+    title = "data drifted"
+
+
+class ModelDegraded(MlciError):
+    """The champion fails its gates (or its latency limit) on the snapshot."""
+
+    exit_code = EXIT_GATE_FAILED
+    title = "model degraded"

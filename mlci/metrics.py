@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from mlci.config import Gate
 from mlci.errors import ConfigError
+from mlci.gates import Gate
 
 EPS = 1e-12
 

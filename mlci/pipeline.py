@@ -45,8 +45,9 @@ from mlci.errors import (
     MlciError,
     RepoError,
 )
+from mlci.markdown import inert
 
-STAGES = ("pull", "validate", "reproduce", "compare", "report", "publish")
+STAGES = ("pull", "validate", "reproduce", "compare", "plots", "report", "publish")
 OnStage = Callable[[str], None]
 
 
@@ -61,7 +62,7 @@ class CheckState:
     drift: drift.DriftReport | None = None
     pii: privacy.PiiReport | None = None
     facts: dict[str, Any] = field(default_factory=dict)
-    roc: list[dict[str, float]] = field(default_factory=list)
+    plots: str = ""
     error: MlciError | None = None
 
 
@@ -83,20 +84,16 @@ def _timed(state: CheckState, name: str, on_stage: OnStage) -> Iterator[None]:
         state.timings[name] = time.monotonic() - start
 
 
-def run_facts(root: Path, settings: Settings) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    """Training facts and ROC points the example pipeline wrote, when present."""
-    from mlci.training.base import eval_params, train_params
+def run_facts(root: Path, settings: Settings) -> dict[str, Any]:
+    """Training facts the pipeline wrote (mlci's trainer or helpers), when present."""
+    from mlci.training.base import train_params
 
     try:
         facts_path = root / train_params(root, settings.params_file).facts_path
-        roc_path = root / eval_params(root, settings.params_file).plots_dir / "roc.json"
     except ConfigError:
-        facts_path, roc_path = root / "reports/train.json", root / "plots/roc.json"
-    facts, roc = _json_file(facts_path), _json_file(roc_path)
-    return (
-        facts if isinstance(facts, dict) else {},
-        roc if isinstance(roc, list) else [],
-    )
+        facts_path = root / "reports/train.json"
+    facts = _json_file(facts_path)
+    return facts if isinstance(facts, dict) else {}
 
 
 def _json_file(path: Path) -> Any:
@@ -152,7 +149,7 @@ def render(
         facts=state.facts,
         timings=state.timings,
         head_sha=head_sha,
-        roc=state.roc,
+        plots=state.plots,
     )
     return verdict, report.render(inp, marker=publish.marker(settings.report_name))
 
@@ -195,6 +192,9 @@ def pr_check(
                     data.reproduce(root, repo=repo)
             with _timed(state, "compare", on_stage):
                 state.comparison = compare.compare_with_base(root, settings, against)
+            if against.sha is not None:
+                with _timed(state, "plots", on_stage):
+                    state.plots = plots_section(root, settings, ctx, against.sha, save)
     except MlciError as exc:
         state.error = exc
     finally:
@@ -202,7 +202,7 @@ def pr_check(
             repo.close()
     if signals.received() is not None:  # whatever a library made of the signal, it was one
         state.error = signals.interrupted()
-    state.facts, state.roc = run_facts(root, settings)
+    state.facts = run_facts(root, settings)
     head = _head_sha(root, ctx)
     with _timed(state, "report", on_stage):
         verdict, markdown = render(root, settings, state, head)
@@ -215,6 +215,56 @@ def pr_check(
         else:
             published = publish.Published(publish.write_report(settings, markdown, verdict))
     return CheckResult(verdict, markdown, published, state)
+
+
+def plots_section(
+    root: Path, settings: Settings, ctx: CIContext, base_sha: str, save: Path | None
+) -> str:
+    """Every declared plot, base against PR, rendered for the report. Images go to the
+    repository's images branch where the token may write it, else into the saved report
+    directory; a plot that cannot be shown is named with the reason, never dropped. A failure
+    here degrades to a warning in the section: plots never decide the verdict."""
+    from mlci import plot_render, plots
+
+    try:
+        found = plots.collect(root, base_sha, settings.plots, out_dir=root / ".mlci" / "plots-src")
+    except Exception as exc:  # DVC's plots machinery on a project it cannot read
+        reason = exc.message if isinstance(exc, MlciError) else f"{type(exc).__name__}: {exc}"
+        return f"### Plots\n\n> [!WARNING]\n> The plots could not be read: {inert(reason, 300)}\n"
+    client = None if ctx.from_fork else publish.client_for(settings, ctx)
+    if client is None and save is None:
+        note = "there is no GitHub token to publish them with and no `--save` directory"
+        return plot_render.section(found, _no_images(note), settings.plots, {}, ())
+    pngs, problems = plot_render.pngs(
+        found, settings.plots, cache_dir=root / ".mlci" / "plot-cache"
+    )
+    links = _publish_images(settings, ctx, client, pngs, save)
+    return plot_render.section(found, links, settings.plots, problems, pngs)
+
+
+def _no_images(why: str) -> Any:
+    from mlci.images import Links
+
+    return Links(note=f"Plot images are not rendered: {why}.")
+
+
+def _publish_images(
+    settings: Settings, ctx: CIContext, client: Any, pngs: list[Any], save: Path | None
+) -> Any:
+    import os
+
+    from mlci import images
+
+    run = f"{os.environ.get('GITHUB_RUN_ID', 'local')}-{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+    return images.publish_or_save(
+        client,
+        pngs,
+        settings.plots,
+        run_name=run,
+        report_dir=save,
+        server_url=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
+        why_no_client="this is a fork's pull request" if ctx.from_fork else "no GitHub token",
+    )
 
 
 def report_error(

@@ -57,6 +57,16 @@ def write_report(settings: Settings, markdown: str, verdict: Verdict) -> Path:
     return path
 
 
+def client_for(settings: Settings, ctx: CIContext) -> Any | None:
+    """The GitHub client of this run (token, repository, API URL), or None without them."""
+    from mlci.github import GitHubClient
+
+    token = ci.token()
+    if not token or not ctx.repository:
+        return None
+    return GitHubClient(settings.github_api_url or DEFAULT_API_URL, token, ctx.repository)
+
+
 def post_comment(settings: Settings, ctx: CIContext, markdown: str) -> str:
     from mlci.github import GitHubClient
 
@@ -444,7 +454,34 @@ def publish_artifact(directory: Path, settings: Settings, ctx: CIContext) -> Pub
         raise _untrusted(f"the workflow run built {ctx.head_sha[:12]}, not {art.head_sha[:12]}")
     settings = dataclasses.replace(settings, report_name=art.report_name)
     ctx = dataclasses.replace(ctx, pr_number=art.pr_number)
-    return publish(settings, ctx, marker(art.report_name) + "\n" + art.markdown, art.verdict)
+    markdown = _with_saved_images(directory, settings, client, art)
+    return publish(settings, ctx, marker(art.report_name) + "\n" + markdown, art.verdict)
+
+
+def _with_saved_images(directory: Path, settings: Settings, client: Any, art: Artifact) -> str:
+    """The artifact's report with the plot images it saved published (each checked as
+    untrusted input) and linked in place of their placeholders."""
+    import os
+
+    from mlci import images
+    from mlci.github import ContentsRefused
+
+    folder = directory / "plots"
+    if settings.plots.images == "off" or folder.is_symlink() or not folder.is_dir():
+        return art.markdown
+    try:
+        links, alts = images.publish_saved(
+            client,
+            folder,
+            settings.plots,
+            run_name=f"pr{art.pr_number}-{art.head_sha[:12]}",
+            server_url=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
+        )
+    except ContentsRefused:
+        if settings.plots.images == "on":
+            raise
+        return art.markdown
+    return images.fill(art.markdown, links, alts)
 
 
 # ---- the promotion note: what a merge did to the registry, where reviewers look ----

@@ -115,7 +115,13 @@ def test_action_inputs_and_outputs_are_the_documented_ones() -> None:
         "allow-untrusted": "",
         "python": "python3",
     }
-    assert set(action["outputs"]) == {"verdict", "report-path", "comment-url", "model-version"}
+    assert set(action["outputs"]) == {
+        "verdict",
+        "report-path",
+        "comment-url",
+        "model-version",
+        "status",
+    }
     doc = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in [*defaults, *action["outputs"]]:
         assert f"`{name}`" in doc, name

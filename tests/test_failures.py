@@ -140,7 +140,7 @@ def test_a_gate_on_an_unknown_metric_says_did_you_mean(workspace: Workspace) -> 
 
 
 def test_a_vanished_metric_fails_its_gate_with_a_hint() -> None:
-    from mlci.config import Gate
+    from mlci.gates import Gate
     from mlci.metrics import FAIL, compare
 
     c = compare({"accuracy": 0.9}, {"acc": 0.9}, [Gate("accuracy")], base_rev="main")

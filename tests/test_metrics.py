@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from mlci.config import Gate
+from mlci.gates import Gate
 from mlci.metrics import FAIL, NEW, PASS, SKIPPED, compare, flatten, judge, merge
 
 

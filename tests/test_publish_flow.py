@@ -77,6 +77,13 @@ def test_pr_check_posts_one_sticky_comment_and_updates_it(
     report = (ci / ".mlci" / "report.md").read_text()
     assert comment["body"] == report
     assert "| `train.params.max_depth` | 3 | 5 |" in comment["body"]
+    # every declared plot is in the report, its PNG committed to this repository's images
+    # branch and linked by commit (no public host)
+    commit = github.git.history("mlci-plots")[0]
+    pngs = [f for f in github.git.files(commit) if f.endswith(".png")]
+    assert len(pngs) == 3
+    assert all(f"https://github.com/{github.repo}/raw/{commit}/{f}" in report for f in pngs)
+    assert "3 of 3 declared plots shown" in report
     assert report in (workspace.work / "summary.md").read_text()
     outputs = (workspace.work / "output.txt").read_text()
     assert "verdict<<" in outputs or "verdict=passed" in outputs
@@ -88,7 +95,7 @@ def test_pr_check_posts_one_sticky_comment_and_updates_it(
     assert second.returncode == 0, second.stdout + second.stderr
     assert len(_ours(github)) == 1 and _ours(github)[0]["id"] == comment["id"]
     assert len(github.comments[7]) == 120 + 1 + 30
-    sent = github.requests[before:]
+    sent = [r for r in github.requests[before:] if "/issues/" in r.path or r.path == "/user"]
     assert [r.method for r in sent].count("PATCH") == 1
     assert [r.method for r in sent].count("POST") == 0
     assert len(sent) <= 1 + 2 + 1  # identity, two pages of 100, one update
@@ -152,10 +159,20 @@ def test_fork_safe_round_trip(workspace: Workspace, github: FakeGitHub) -> None:
         GITHUB_EVENT_NAME="workflow_run",
         GITHUB_EVENT_PATH=str(run_event),
     )
+    saved_pngs = sorted(p.name for p in (saved / "plots").glob("*.png"))
+    assert saved_pngs and all(name.endswith(".png") for name in saved_pngs)
     posted = workspace.mlci(publisher, "publish", "--from", str(saved), **pub_env)
     assert posted.returncode == 0, posted.stdout + posted.stderr
     (comment,) = _ours(github)
     assert "mlci-report:other" not in comment["body"]
+    # the plot images the PR job saved were checked, committed to the images branch of this
+    # repository and linked by commit; no placeholder is left
+    commit = github.git.history("mlci-plots")[0]
+    files = github.git.files(commit)
+    assert sorted(Path(f).name for f in files) == saved_pngs
+    for path in files:
+        assert f"https://github.com/{github.repo}/raw/{commit}/{path}" in comment["body"]
+    assert "mlci-plot-image:" not in comment["body"]
     # The same artifact claiming another PR's head is refused.
     meta["head_sha"] = "c" * 40
     (saved / "meta.json").write_text(json.dumps(meta))

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from mlci.config import Gate
+from mlci.gates import Gate
 from mlci.metrics import compare
-from mlci.report import COMMENT_LIMIT, ReportInput, Verdict, render, roc_chart
+from mlci.report import COMMENT_LIMIT, ReportInput, Verdict, render
 from mlci.validation import Failure, FileResult, ValidationReport
 
 
@@ -72,12 +72,3 @@ def test_huge_report_is_cut_under_the_limit_with_pointer() -> None:
     # both big tables keep rows, and say how many they left out
     assert "| `metric_00000` |" in md and "| `group.0.accuracy` |" in md
     assert md.count("more in the full report") == 2
-
-
-def test_roc_chart_is_inline_mermaid() -> None:
-    chart = roc_chart(
-        [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.9}, {"fpr": 1.0, "tpr": 1.0}]
-    )
-    assert "```mermaid" in chart and "xychart-beta" in chart
-    assert "line [0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.9, 0.9, 0.9, 0.9, 1.0]" in chart
-    assert "http" not in chart

@@ -258,3 +258,15 @@ def test_the_settings_file_cannot_write_the_report_outside_the_project(
     # the workflow may choose any place
     (tmp_path / "params.yaml").write_text("mlci:\n  report_name: x\n")
     assert config.load(tmp_path, {"report_path": "/tmp/r.md"}, env={}).report_path == "/tmp/r.md"
+
+
+def test_the_images_branch_is_a_trust_key(tmp_path: Path) -> None:
+    """`plots.branch` chooses where the token writes: a PR's own value is ignored."""
+    root = _repo_with_pr(
+        tmp_path, "  plots: {branch: mlci-plots}\n", "  plots: {branch: release, max_points: 30}\n"
+    )
+    env = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main"}
+    s = config.load(root, env=env)
+    assert s.plots.branch == "mlci-plots" and s.plots.max_points == 30
+    assert any("plots.branch is ignored" in n for n in s.notes)
+    assert config.load(root, env={"GITHUB_EVENT_NAME": "push"}).plots.branch == "release"

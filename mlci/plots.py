@@ -1,0 +1,286 @@
+"""Every plot ``dvc.yaml`` declares, read at the base revision and in the work tree.
+
+The data comes from DVC's own plots machinery, the same calls ``dvc plots diff <base> --json``
+makes (``Repo.plots.diff`` -> ``match_defs_renderers`` -> ``to_json``), so each plot's filled
+Vega-Lite specification is exactly what that command prints. Nothing here re-implements a
+template: a :class:`Plot` keeps DVC's datapoints and properties, and renderers read those.
+
+Every declared plot ends up in the :class:`PlotSet`, either with data or with the reason it
+cannot be shown (a file missing at one revision, a definition DVC could not read, a filter).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlci.errors import ConfigError, RepoError
+
+WORKSPACE = "workspace"  # DVC's name for the work tree revision
+IMAGE_MODES = ("auto", "on", "off")
+# DVC's bundled templates (dvc_render.vega_templates.TEMPLATES), by name.
+BUILTIN_TEMPLATES = (
+    "linear",
+    "simple",
+    "smooth",
+    "scatter",
+    "scatter_jitter",
+    "confusion",
+    "confusion_normalized",
+    "bar_horizontal",
+    "bar_horizontal_sorted",
+)
+_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
+
+
+@dataclass(frozen=True)
+class PlotSettings:
+    """The ``plots:`` part of the ``mlci:`` settings.
+
+    ``branch`` chooses where the token writes: read it only from trusted settings (the
+    workflow or the base branch), never from a pull request's files.
+    """
+
+    show: tuple[str, ...] = ()  # glob patterns of plot ids; empty: every plot
+    images: str = "auto"  # auto: publish where allowed, else the artifact; on: must publish
+    max_points: int = 60  # points per Mermaid series
+    branch: str = "mlci-plots"
+    keep_runs: int = 20  # check runs kept on the images branch
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any] | None, where: str) -> PlotSettings:
+        """Typed settings from ``raw`` (e.g. params.yaml's ``mlci.plots``); ``where`` names it
+        in errors. Unknown keys and wrong types are :class:`ConfigError`."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{where}: expected a mapping", fix="see the README, 'Plots'")
+        known = [f for f in cls.__dataclass_fields__ if f != "show"] + ["show"]
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            at = f"{where}.{key}"
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                fix = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+                raise ConfigError(f"{where}: unknown key '{key}'", fix=fix)
+            values[key] = _coerce(key, value, at)
+        return cls(**values)
+
+    def shows(self, plot_id: str) -> bool:
+        return not self.show or any(fnmatch.fnmatchcase(plot_id, p) for p in self.show)
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    if key == "show":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(
+                f"{where}: expected a list of plot ids or glob patterns",
+                fix="write e.g. `show: [ROC, 'dvclive/plots/*']` (leave it out for all)",
+            )
+        return tuple(i.strip() for i in items if i.strip())
+    if key == "images":
+        if value is True or value is False:  # YAML reads bare on/off as booleans
+            value = "on" if value else "off"
+        if value not in IMAGE_MODES:
+            raise ConfigError(
+                f"{where}: {value!r} is not one of {', '.join(IMAGE_MODES)}",
+                fix="write `images: auto` (the default), `on` or `off`",
+            )
+        return str(value)
+    if key in ("max_points", "keep_runs"):
+        low = 2 if key == "max_points" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1000:
+            raise ConfigError(
+                f"{where}: expected a whole number from {low} to 1000, got {value!r}",
+                fix=f"write e.g. `{key}: {PlotSettings.__dataclass_fields__[key].default}`",
+            )
+        return value
+    # branch
+    if not isinstance(value, str) or not _BRANCH.fullmatch(value) or ".." in value:
+        raise ConfigError(
+            f"{where}: {value!r} is not a usable branch name",
+            fix="use letters, digits and . _ / -, e.g. `branch: mlci-plots`",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a chart: one revision's points of one data source."""
+
+    rev: str  # "base" or "pr"
+    source: str  # "" for a single-source plot, else "file::field"
+    points: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One plot as DVC renders it, base against PR.
+
+    ``json`` is exactly this plot's entry of ``dvc plots diff <base> --json`` (``data[id]``).
+    """
+
+    id: str
+    kind: str  # "vega" | "image"
+    template: str = "linear"
+    title: str = ""
+    x: str = ""
+    y: str = ""
+    x_label: str = ""
+    y_label: str = ""
+    datapoints: tuple[Mapping[str, Any], ...] = ()
+    spec: Mapping[str, Any] | None = None  # the filled Vega-Lite specification
+    images: Mapping[str, Path] = field(default_factory=dict)  # "base"/"pr" -> image file
+    json: Sequence[Mapping[str, Any]] = ()
+    notes: tuple[str, ...] = ()  # what is partial (a file missing at one revision ...)
+    problem: str | None = None  # why it is not shown at all
+
+    @property
+    def builtin(self) -> bool:
+        return self.template in BUILTIN_TEMPLATES
+
+    def revs(self) -> tuple[str, ...]:
+        found = {str(d.get("rev")) for d in self.datapoints} | set(self.images)
+        return tuple(r for r in ("base", "pr") if r in found)
+
+    def series(self) -> list[Series]:
+        """The datapoints split by revision (base first) and data source."""
+        groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for d in self.datapoints:
+            source = "::".join(str(d[k]) for k in ("filename", "field") if k in d)
+            groups.setdefault((str(d.get("rev")), source), []).append(d)
+        order = {"base": 0, "pr": 1}
+        keys = sorted(groups, key=lambda k: (k[1], order.get(k[0], 2)))
+        return [Series(rev, source, tuple(groups[(rev, source)])) for rev, source in keys]
+
+
+@dataclass(frozen=True)
+class PlotSet:
+    base: str  # the base revision as given
+    plots: tuple[Plot, ...]
+    hidden: tuple[str, ...] = ()  # ids left out by ``plots.show``
+    errors: tuple[str, ...] = ()  # definitions DVC could not read, per revision
+    out_dir: Path | None = None  # where DVC wrote image plots' files
+
+    def shown(self) -> tuple[Plot, ...]:
+        return tuple(p for p in self.plots if p.problem is None)
+
+
+def collect(
+    root: Path, base_sha: str, settings: PlotSettings, *, out_dir: Path | None = None
+) -> PlotSet:
+    """Every plot the project declares, at ``base_sha`` and in the work tree of ``root``.
+
+    Image plots' files are written by DVC into ``out_dir`` (a new temporary directory when
+    None). Raises :class:`RepoError` when ``root`` is not a DVC project.
+    """
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.render.match import match_defs_renderers
+    from dvc.repo import Repo
+
+    out = out_dir or Path(tempfile.mkdtemp(prefix="mlci-plots-"))
+    try:
+        repo = Repo(str(root))
+    except NotDvcRepoError as exc:
+        raise RepoError(
+            f"{root} is not a DVC project, so it has no plots", fix="run `dvc init` there"
+        ) from exc
+    with repo:
+        data = repo.plots.diff(revs=[base_sha])
+        found = match_defs_renderers(
+            data=data, out=str(out), templates_dir=repo.plots.templates_dir
+        )
+    names = {base_sha: "base", WORKSPACE: "pr"}
+    plots, hidden = [], []
+    for item in found:
+        plot = _plot(item, names)
+        if settings.shows(plot.id):
+            plots.append(plot)
+        else:
+            hidden.append(plot.id)
+    errors = tuple(
+        f"{names.get(rev, rev)}: {_reason(content['definitions']['error'])}"
+        for rev, content in data.items()
+        if isinstance(content.get("definitions", {}).get("error"), Exception)
+    )
+    return PlotSet(base_sha, tuple(plots), tuple(hidden), errors, out)
+
+
+def _plot(item: Any, names: Mapping[str, str]) -> Plot:
+    from dvc.render.convert import to_json
+
+    renderer = item.renderer
+    notes = [
+        f"{source} at the {_WORDS[names.get(rev, '')]}: {_reason(exc)}"
+        for rev, per_source in item.source_errors.items()
+        for source, exc in per_source.items()
+    ] + [
+        f"at the {_WORDS[names.get(rev, '')]}: {_reason(exc)}"
+        for rev, exc in item.definition_errors.items()
+    ]
+    errored = {names.get(r, "") for r in (*item.source_errors, *item.definition_errors)}
+    if renderer.TYPE == "image":
+        images = {names.get(str(d["rev"]), "?"): Path(d["src"]) for d in renderer.datapoints}
+        return Plot(
+            renderer.name,
+            "image",
+            template="",
+            title=renderer.name,
+            images=images,
+            json=to_json(renderer),
+            notes=tuple(notes + _absent(set(images) | errored)),
+            problem=None if images else "no image at either revision",
+        )
+    props = renderer.properties
+    template = str(props.get("template") or "linear")
+    datapoints = tuple({**d, "rev": names.get(str(d.get("rev")), "?")} for d in renderer.datapoints)
+    try:
+        entries = to_json(renderer)
+    except Exception as exc:  # e.g. a custom template DVC cannot fill
+        failed = f"DVC could not fill template {template}: {_reason(exc)}"
+        return Plot(renderer.name, "vega", template, notes=tuple(notes), problem=failed)
+    problem = None
+    if not entries:
+        problem = "no data at either revision" + (f" ({notes[0]})" if notes else "")
+    else:
+        notes += _absent({str(d["rev"]) for d in datapoints} | errored)
+    return Plot(
+        id=renderer.name,
+        kind="vega",
+        template=template,
+        title=str(props.get("title") or renderer.name),
+        x=str(props.get("x") or ""),
+        y=str(props.get("y") or ""),
+        x_label=str(props.get("x_label") or props.get("x") or ""),
+        y_label=str(props.get("y_label") or props.get("y") or ""),
+        datapoints=datapoints,
+        spec=entries[0]["content"] if entries else None,
+        json=entries,
+        notes=tuple(notes),
+        problem=problem,
+    )
+
+
+_WORDS = {"base": "base revision", "pr": "PR", "": "other revision"}
+
+
+def _absent(present: set[str]) -> list[str]:
+    return [f"no data at the {_WORDS[rev]}" for rev in ("base", "pr") if rev not in present]
+
+
+def _reason(exc: Exception) -> str:
+    """A short reason for a DVC error: a missing file is said plainly."""
+    if isinstance(exc, FileNotFoundError) or type(exc).__name__ in (
+        "FileNotFoundError",
+        "PathMissingError",
+    ):
+        return "file missing"
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

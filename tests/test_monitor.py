@@ -1,0 +1,338 @@
+"""``mlci monitor`` on the bundled example after a real promotion (git + DVC + SQLite MLflow
+registry), against the loopback GitHub API: drift, accuracy, latency, the living issue, the
+retraining pull request, a dispatch, and the scheduled workflow run by act."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Workspace, git
+from github_server import FakeGitHub
+
+pytestmark = pytest.mark.slow
+
+MODEL = "diabetes-progression"
+MARKER = f"<!-- mlci-monitor:{MODEL} -->"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---- settings (pure) ----------------------------------------------------------------------------
+
+
+def test_settings_are_typed_and_unknown_keys_suggest_the_right_one() -> None:
+    from mlci.errors import ConfigError
+    from mlci.monitor_settings import MonitorSettings
+
+    ms = MonitorSettings.from_mapping(
+        {
+            "snapshot": "data/new.csv",
+            "label": "y",
+            "gates": {"accuracy": {"direction": "higher", "abs_tol": 0.05}},
+            "latency": {"p95_ms": 50, "batch_rows": 500},
+            "on_breach": "pr",
+            "branch": "bot/retrain",
+        }
+    )
+    assert ms.gates is not None and ms.gates[0].metric == "accuracy"
+    assert ms.gates[0].abs_tol == 0.05
+    assert (ms.latency.p95_ms, ms.latency.batch_rows, ms.latency.p50_ms) == (50.0, 500, None)
+    assert MonitorSettings.from_mapping(None).gates is None  # default: the PR gates
+    with pytest.raises(ConfigError, match="unknown key 'snapshott'") as exc:
+        MonitorSettings.from_mapping({"snapshott": "x.csv"})
+    assert "did you mean 'snapshot'" in exc.value.one_line()
+    with pytest.raises(ConfigError, match="latency: unknown key 'p95'") as exc:
+        MonitorSettings.from_mapping({"latency": {"p95": 3}})
+    assert "did you mean 'p95_ms'" in exc.value.one_line()
+    with pytest.raises(ConfigError, match="not one of issue, pr, dispatch"):
+        MonitorSettings.from_mapping({"on_breach": "email"})
+    with pytest.raises(ConfigError, match="no workflow is named"):
+        MonitorSettings.from_mapping({"on_breach": "dispatch"})
+    with pytest.raises(ConfigError, match="outside the project"):
+        MonitorSettings.from_mapping({"snapshot": "../elsewhere.csv"})
+    assert ms.latency.breaches(10.0, 60.0) == (
+        "predict latency p95 is 60 ms per 500 rows, over the limit of 50 ms",
+    )
+
+
+def test_history_survives_the_issue_body_and_data_stays_inert() -> None:
+    from mlci import monitor_report
+
+    runs = [{"at": "t1", "status": "drift", "drifted": ["<img src=x>", "bmi"], "rows": 3}]
+    body = "text\n" + monitor_report.encode(runs)
+    assert monitor_report.history_of(body) == runs
+    assert monitor_report.history_of("no history here") == []
+    table = "\n".join(monitor_report.trend_section(runs))
+    assert "<img" not in table and "bmi" in table
+
+
+# ---- one promoted project for the module --------------------------------------------------------
+
+
+def _frame(path: Path) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+@pytest.fixture(scope="module")
+def project(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """The example, promoted to champion; its `origin` a bare repository; three snapshots:
+    identical to the training data, shifted (without labels), and relabelled (DVC-tracked and
+    pushed, as an ingestion job leaves it)."""
+    work = tmp_path_factory.mktemp("monitor") / "work"
+    shutil.copytree(template, work, symlinks=True)
+    ws = Workspace(work)
+    p = ws.project
+    promoted = ws.mlci(p, "promote")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    git(work, "clone", "-q", "--bare", str(p), str(work / "origin.git"))
+    git(p, "remote", "add", "origin", str(work / "origin.git"))
+    train = _frame(p / "data" / "diabetes.csv")
+    snaps = p / "data" / "snapshots"
+    snaps.mkdir()
+    train.to_csv(snaps / "same.csv", index=False)
+    shifted = train.copy()
+    for col in ("bmi", "bp", "s5", "age"):
+        if col in shifted.columns:
+            shifted[col] = shifted[col] * 1.8 + shifted[col].std()
+    # production data without labels yet: drift alone is judged
+    shifted.drop(columns=["high_progression"]).to_csv(snaps / "shifted.csv", index=False)
+    relabelled = train.copy()
+    target = "high_progression"
+    relabelled[target] = 1 - relabelled[target]
+    relabelled.to_csv(snaps / "relabelled.csv", index=False)
+    from dvc.repo import Repo
+
+    repo = Repo(str(p))
+    try:
+        repo.add([str(snaps / "relabelled.csv")])
+        repo.push(targets=[str(snaps / "relabelled.csv")])
+    finally:
+        repo.close()
+    git(p, "add", "data/snapshots/relabelled.csv.dvc", "data/snapshots/.gitignore")
+    git(p, "commit", "-q", "-m", "Ingest a labelled snapshot")
+    git(p, "push", "-q", "origin", "main")
+    yield ws
+
+
+def _env(ws: Workspace, github: FakeGitHub | None, **extra: str) -> dict[str, str]:
+    env = {"GITHUB_OUTPUT": str(ws.work / "outputs.txt")}
+    (ws.work / "outputs.txt").write_text("", encoding="utf-8")
+    if github is not None:
+        env.update(
+            GITHUB_ACTIONS="true",
+            GITHUB_EVENT_NAME="schedule",
+            GITHUB_REF="refs/heads/main",
+            GITHUB_REPOSITORY=github.repo,
+            GITHUB_TOKEN=github.token,
+            GITHUB_API_URL=github.url,
+            GITHUB_STEP_SUMMARY=str(ws.work / "summary.md"),
+        )
+    env.update(extra)
+    return env
+
+
+def _outputs(ws: Workspace) -> dict[str, str]:
+    lines = (ws.work / "outputs.txt").read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def _monitor(
+    ws: Workspace, github: FakeGitHub | None, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return ws.mlci(ws.project, "monitor", *args, **_env(ws, github))
+
+
+def _issues(github: FakeGitHub) -> list[dict[str, Any]]:
+    return [i for i in github.issues.values() if MARKER in (i["body"] or "")]
+
+
+def test_identical_data_is_healthy_with_zero_drift(project: Workspace) -> None:
+    run = _monitor(project, None, "--snapshot", "data/snapshots/same.csv")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert _outputs(project)["status"] == "healthy"
+    meta = json.loads((project.project / ".mlci" / "monitor.json").read_text())
+    assert meta["status"] == "healthy" and meta["exit_code"] == 0
+    assert meta["run"]["drifted"] == [] and meta["run"]["max_score"] == 0.0
+    assert meta["run"]["failed"] == [] and meta["run"]["metrics"]["accuracy"] > 0.5
+    assert meta["run"]["p95_ms"] > 0
+    assert "## ✅ mlci monitor: healthy" in run.stdout
+    assert f"`{MODEL}` v1 (`champion`)" in run.stdout
+
+
+def test_drift_opens_one_issue_a_rerun_updates_it_and_healthy_closes_it(
+    project: Workspace, github: FakeGitHub
+) -> None:
+    other = github._new_issue(
+        {"title": "not ours", "body": f"{MARKER} someone else's"}, github.users["someone-else"]
+    )
+    first = _monitor(project, github, "--snapshot", "data/snapshots/shifted.csv")
+    assert first.returncode == 6, first.stdout + first.stderr
+    assert "data drifted" in first.stderr
+    out = _outputs(project)
+    assert out["status"] == "drift"
+    (issue,) = [i for i in _issues(github) if i["number"] != other["number"]]
+    assert out["issue-url"] == issue["html_url"]
+    assert issue["state"] == "open" and "drift" in issue["title"]
+    assert issue["body"].startswith(MARKER)
+    assert "| `bmi` | numeric |" in issue["body"] and "⚠️ yes" in issue["body"]
+    assert "### Trend (last 1 runs)" in issue["body"]
+    assert other["body"] == f"{MARKER} someone else's", "another author's issue is untouched"
+    shown = issue["body"].split("\n", 1)[1].split("<!-- mlci-monitor-history:")[0]
+    assert shown in (project.work / "summary.md").read_text()
+
+    second = _monitor(project, github, "--snapshot", "data/snapshots/shifted.csv")
+    assert second.returncode == 6, second.stdout + second.stderr
+    assert len([i for i in _issues(github) if i["number"] != other["number"]]) == 1
+    assert "### Trend (last 2 runs)" in issue["body"]
+    assert len(github.requests_to("POST", r"/issues$")) == 1
+    assert not github.pulls.keys() - {7, 8}, "on_breach: issue opens no pull request"
+
+    healthy = _monitor(project, github, "--snapshot", "data/snapshots/same.csv")
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert issue["state"] == "closed" and issue["state_reason"] == "completed"
+    (closing,) = github.comments[issue["number"]]
+    assert "healthy again" in closing["body"]
+    assert "### Trend (last 3 runs)" in issue["body"]
+    assert _outputs(project)["status"] == "healthy"
+    assert not github.violations, github.violations
+
+
+def test_relabelled_data_is_degraded_and_opens_one_retraining_pr(
+    project: Workspace, github: FakeGitHub
+) -> None:
+    snap = "data/snapshots/relabelled.csv"
+    first = _monitor(project, github, "--snapshot", snap, "--on-breach", "pr")
+    assert first.returncode == 4, first.stdout + first.stderr
+    assert "model degraded" in first.stderr
+    out = _outputs(project)
+    assert out["status"] == "degraded"
+    new = [p for n, p in github.pulls.items() if n not in (7, 8)]
+    assert len(new) == 1 and new[0]["head_ref"] == "mlci/retrain"
+    assert new[0]["base_ref"] == "main"
+    assert out["pr-url"].endswith(f"/pull/{new[0]['number']}")
+    (issue,) = _issues(github)
+    assert out["pr-url"] in issue["body"] and "accuracy" in issue["body"]
+    assert "❌ failed" in issue["body"]
+    origin = project.work / "origin.git"
+    params = git(origin, "show", "mlci/retrain:params.yaml")
+    assert f"  data: {snap}\n" in params
+    assert "# Parameters of the example pipeline" in params, "comments are kept"
+    assert git(origin, "rev-parse", "mlci/retrain^") == git(origin, "rev-parse", "main")
+    assert git(project.project, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+
+    second = _monitor(project, github, "--snapshot", snap, "--on-breach", "pr")
+    assert second.returncode == 4, second.stdout + second.stderr
+    assert len([n for n in github.pulls if n not in (7, 8)]) == 1, "one retraining PR at most"
+    assert len(github.requests_to("POST", r"/pulls$")) == 1
+    assert len(github.requests_to("PATCH", r"/pulls/\d+$")) == 1
+    assert len(_issues(github)) == 1
+    assert not github.violations, github.violations
+
+
+def test_dispatch_fires_once_per_breach(project: Workspace, github: FakeGitHub) -> None:
+    params = project.project / "params.yaml"
+    saved = params.read_text(encoding="utf-8")
+    params.write_text(
+        saved.replace(
+            "mlci:\n",
+            "mlci:\n  monitor:\n    snapshot: data/snapshots/shifted.csv\n"
+            "    on_breach: dispatch\n    workflow: retrain.yml\n",
+        ),
+        encoding="utf-8",
+    )
+    try:
+        for _ in range(2):
+            run = _monitor(project, github)
+            assert run.returncode == 6, run.stdout + run.stderr
+    finally:
+        params.write_text(saved, encoding="utf-8")
+    assert github.dispatches == [{"workflow_id": "retrain.yml", "ref": "main"}]
+    assert len(_issues(github)) == 1
+    assert not github.violations, github.violations
+
+
+# ---- the scheduled workflow, run by act -------------------------------------------------------
+
+
+def test_the_scheduled_workflow_runs_monitor_and_opens_the_issue(
+    project: Workspace, github: FakeGitHub
+) -> None:
+    from test_action import _tool, checkout
+
+    ci = checkout(project, "main")
+    params = ci / "params.yaml"
+    params.write_text(
+        params.read_text().replace(
+            "mlci:\n", "mlci:\n  monitor:\n    snapshot: data/snapshots/shifted.csv\n"
+        )
+    )
+    shutil.copytree(
+        project.project / "data" / "snapshots", ci / "data" / "snapshots", dirs_exist_ok=True
+    )
+    git(ci, "add", "-A")
+    git(ci, "commit", "-qm", "monitor the shifted snapshot")
+    # act fetches every action of the job, even one whose `if:` skips it under act: a local
+    # stand-in for actions/setup-python (skipped, never run) keeps the run offline
+    stub = project.work / "setup-python-stub"
+    stub.mkdir(exist_ok=True)
+    (stub / "action.yml").write_text(
+        "name: stub\ndescription: stub\nruns:\n  using: composite\n  steps: []\n"
+    )
+    event = project.work / "event-schedule.json"
+    event.write_text(json.dumps({"schedule": "17 6 * * *"}), encoding="utf-8")
+    proc = subprocess.run(
+        [
+            _tool("act"),
+            "schedule",
+            "-C",
+            str(ci),
+            "-W",
+            str(ROOT / ".github" / "workflows" / "mlci-monitor.yml"),
+            "-e",
+            str(event),
+            "-P",
+            "self-hosted=-self-hosted",
+            "-P",
+            "gpu=-self-hosted",
+            "-s",
+            f"GITHUB_TOKEN={github.token}",
+            "-s",
+            f"MLFLOW_TRACKING_URI={project.tracking_uri}",
+            "--env",
+            f"GITHUB_API_URL={github.url}",
+            "--env",
+            f"GITHUB_REPOSITORY={github.repo}",
+            "--env",
+            "NO_COLOR=1",
+            "--action-cache-path",
+            str(project.work / "act-cache"),
+            "--no-cache-server",
+            "--local-repository",
+            f"actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065={stub}",
+            "--defaultbranch",
+            "main",
+        ],
+        cwd=ci,
+        env=project.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert "monitor: data drifted (exit 6), not failing" in log
+    assert "mlci monitor status: drift" in log
+    (issue,) = _issues(github)
+    assert issue["state"] == "open"
+    assert github.token not in log
+    assert not github.violations, github.violations
