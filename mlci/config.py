@@ -31,6 +31,7 @@ class Settings:
     mlflow_tracking_uri: str | None = None
     experiment: str = "mlci"
     model_name: str = "mlci-model"
+    model: str | None = None  # the model file/dir to register (else dvc.yaml's declaration)
     dvc_remote: str | None = None
     github_api_url: str | None = None
     comment: bool = True
@@ -298,7 +299,8 @@ def load(
     values: dict[str, Any] = {"params_file": params_file}
     section, where = _file_settings(_worktree(root), params_file)
     trusted, notes = _trusted_section(root, params_file, section, where, env)
-    _inside(section.get("report_path"), f"{where}.report_path")
+    for key in ("report_path", "model"):
+        _inside(section.get(key), f"{where}.{key}")
     _apply(values, _merged(section, trusted), where)
     for name in [*_SCALARS, "sensitive_columns"]:
         var = f"MLCI_{name.upper()}"
