@@ -15,10 +15,12 @@ from typing import Any
 
 import yaml
 
+from mlci.drift import Thresholds
 from mlci.errors import ConfigError
 from mlci.gates import Gate, as_bool, parse_gate, suggest
 from mlci.monitor_settings import MonitorSettings
 from mlci.plots import PlotSettings
+from mlci.privacy import PiiSettings
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,8 @@ class Settings:
     validate: Mapping[str, str] = field(default_factory=dict)
     sensitive_columns: tuple[str, ...] = ()
     gates: tuple[Gate, ...] = ()
-    drift: Mapping[str, Any] = field(default_factory=dict)
-    pii: Mapping[str, Any] = field(default_factory=dict)
+    drift: Thresholds = field(default_factory=Thresholds)
+    pii: PiiSettings = field(default_factory=PiiSettings)
     plots: PlotSettings = field(default_factory=PlotSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     notes: tuple[str, ...] = ()
@@ -63,7 +65,6 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("root", "notes")}
 _STRUCTURED = ("validate", "sensitive_columns", "gates", "drift", "pii", "plots", "monitor")
 _SCALARS = {name: f.type for name, f in _FIELDS.items() if name not in _STRUCTURED}
-_PII_KEYS = ("block", "allow")
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:
@@ -83,16 +84,10 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list of column names", fix="write a YAML list")
         return tuple(str(v) for v in value)
-    if name in ("drift", "pii"):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping", fix=f"see the README, '{name}'")
-        if name == "pii":
-            for key in value:
-                if key not in _PII_KEYS:
-                    raise ConfigError(
-                        f"{where}: unknown key '{key}'", fix=suggest(str(key), list(_PII_KEYS))
-                    )
-        return dict(value)
+    if name == "drift":
+        return Thresholds.from_mapping(value, where)
+    if name == "pii":
+        return PiiSettings.from_mapping(value, where)
     if name == "plots":
         return PlotSettings.from_mapping(value, where)
     if name == "monitor":

@@ -8,11 +8,11 @@ the data.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from mlci import data, drift, privacy, validation
+from mlci.cache import JsonCache
 from mlci.config import Settings
 
 
@@ -35,9 +35,9 @@ def check_data(
     """Schema validation, personal-data scan and drift against the base revision."""
     report_ = validation.validate(root, settings.validate, settings.sensitive_columns)
     rows = {f.path: f.rows for f in report_.files}
-    thresholds = drift.Thresholds.from_mapping(settings.drift)
-    allow = sorted(str(c) for c in settings.pii.get("allow", []))
-    cache = _Cache(root / ".mlci" / "pii.json")
+    thresholds = settings.drift
+    allow = sorted(settings.pii.allow)
+    cache = JsonCache(root / ".mlci" / "pii.json")
     findings: list[privacy.Finding] = []
     drifts: list[drift.FileDrift] = []
     unreadable = {f.path for f in report_.files if not f.readable}
@@ -70,32 +70,6 @@ def check_data(
         else:
             drifts.append(drift.compare_frames(path, base, head(), thresholds))
     cache.save()
-    pii = privacy.PiiReport(tuple(findings), bool(settings.pii.get("block", False)))
+    pii = privacy.PiiReport(tuple(findings), settings.pii.block)
     drift_report = drift.DriftReport(tuple(drifts), thresholds) if base_sha else None
     return report_, drift_report, pii
-
-
-class _Cache:
-    """A small JSON cache under ``.mlci/`` (a broken file is an empty cache)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.data: dict[str, Any] = {}
-        self.dirty = False
-        if path.exists():
-            try:
-                self.data = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
-                self.data = {}
-
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
-
-    def put(self, key: str, value: Any) -> None:
-        self.data[key] = value
-        self.dirty = True
-
-    def save(self) -> None:
-        if self.dirty:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.data, sort_keys=True), encoding="utf-8")

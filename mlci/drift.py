@@ -29,30 +29,34 @@ class Thresholds:
     exclude: tuple[str, ...] = ()
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], where: str = "mlci.drift") -> Thresholds:
+    def from_mapping(cls, raw: Any, where: str = "mlci.drift") -> Thresholds:
+        """Typed when the settings load: unknown keys, non-numbers and non-booleans are exit 2
+        (`fail: "false"` is false, not a truthy string)."""
         import dataclasses
-        import difflib
 
         from mlci.errors import ConfigError
+        from mlci.gates import as_bool, as_float, reject_unknown
 
-        known = [f.name for f in dataclasses.fields(cls)]
+        if raw is None:
+            return cls()
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{where}: expected a mapping", fix="write e.g. `drift: {psi: 0.2}`")
+        reject_unknown(raw, [f.name for f in dataclasses.fields(cls)], where)
         values: dict[str, Any] = {}
         for key, value in raw.items():
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}"
-                raise ConfigError(f"{where}: unknown key '{key}'", fix=hint)
-            try:
-                if key == "fail":
-                    values[key] = bool(value)
-                elif key == "exclude":
-                    values[key] = tuple(str(v) for v in (value or []))
-                else:
-                    values[key] = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    f"{where}.{key}: {value!r} is not a number", fix="give a number, e.g. psi: 0.2"
-                ) from None
+            if key == "fail":
+                values[key] = as_bool(value, f"{where}.fail")
+            elif key == "exclude":
+                if isinstance(value, str) or not isinstance(value, list | tuple | None):
+                    raise ConfigError(
+                        f"{where}.exclude: expected a list of column names",
+                        fix="write e.g. `exclude: [id]`",
+                    )
+                values[key] = tuple(str(v) for v in (value or []))
+            else:
+                values[key] = as_float(value, f"{where}.{key}")
+                if values[key] < 0:
+                    raise ConfigError(f"{where}.{key} is negative", fix="use a value >= 0")
         return cls(**values)
 
 

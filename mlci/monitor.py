@@ -323,7 +323,7 @@ def check(
     snap = snapshot(root, ms.snapshot)
     result.rows = len(snap)
     on_stage("drift")
-    result.thresholds = Thresholds.from_mapping(settings.drift)
+    result.thresholds = settings.drift
     result.drift = compare_frames(ms.snapshot, ref, snap, result.thresholds)
     label = ms.label or tp.target
     result.labelled = label in snap.columns and bool(snap[label].notna().any())

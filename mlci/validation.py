@@ -333,25 +333,19 @@ def validate(
     A file whose content and schema are the same as in an earlier run that passed is not
     validated again; its result says ``cached``. Only passing results are remembered.
     """
-    cache_path = root / CACHE
-    cache: dict[str, Any] = {}
-    if use_cache and cache_path.exists():
-        try:
-            cache = json.loads(cache_path.read_text(encoding="utf-8"))
-        except ValueError:
-            cache = {}
+    from mlci.cache import JsonCache
+
+    cache = JsonCache(root / CACHE, enabled=use_cache)
     results = []
     for data, schema in mapping.items():
         key = _fingerprint(root, data, schema, sensitive) if use_cache else None
-        hit = cache.get(key) if key else None
-        if hit is not None:
-            results.append(FileResult(data, schema, int(hit["rows"]), cached=True))
+        hit = cache.get(key)
+        if isinstance(hit, dict) and isinstance(hit.get("rows"), int):
+            results.append(FileResult(data, schema, hit["rows"], cached=True))
             continue
         result = validate_file(root, data, schema, sensitive)
-        if key and result.ok:
-            cache[key] = {"path": data, "rows": result.rows}
+        if result.ok:
+            cache.put(key, {"path": data, "rows": result.rows})
         results.append(result)
-    if use_cache and cache:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cache_path.write_text(json.dumps(cache, indent=1, sort_keys=True), encoding="utf-8")
+    cache.save()
     return ValidationReport(tuple(results))

@@ -104,3 +104,25 @@ def test_github_api_url_from_env_and_setting(tmp_path: Path) -> None:
     assert (
         config.load(tmp_path, env={"GITHUB_API_URL": "http://ghes"}).github_api_url == "http://mine"
     )
+
+
+def test_drift_and_pii_are_typed_when_settings_load(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "mlci:\n  drift: {psi: '0.3', fail: 'false', exclude: [id]}\n  pii: {block: 'yes'}\n",
+    )
+    s = config.load(tmp_path, env={})
+    assert s.drift.psi == 0.3 and s.drift.fail is False and s.drift.exclude == ("id",)
+    assert s.pii.block is True and s.pii.allow == ()
+    for bad, message in (
+        ("drift: {psii: 0.2}", "did you mean 'psi'"),
+        ("drift: {fail: maybe}", "expected true or false"),
+        ("drift: {psi: high}", "expected a number"),
+        ("drift: {exclude: id}", "expected a list"),
+        ("pii: {blok: true}", "did you mean 'block'"),
+        ("pii: {allow: email}", "expected a list"),
+    ):
+        write(tmp_path, f"mlci:\n  {bad}\n")
+        with pytest.raises(ConfigError) as err:
+            config.load(tmp_path, env={})
+        assert message in err.value.one_line(), bad
