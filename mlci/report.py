@@ -17,12 +17,12 @@ from typing import Any
 
 from mlci.data import PullResult
 from mlci.drift import DriftReport
+from mlci.limits import COMMENT_LIMIT
 from mlci.markdown import code, fit, inert
 from mlci.metrics import FAIL, NEW, PASS, SKIPPED, Comparison, MetricDiff
 from mlci.privacy import PiiReport
 from mlci.validation import ValidationReport
 
-COMMENT_LIMIT = 65536
 MARKER_PREFIX = "<!-- mlci-report:"
 ICONS = {"passed": "✅", "failed": "❌", "data-invalid": "🛑", "error": "⚠️"}
 

@@ -15,14 +15,13 @@ from mlci.errors import EXIT_EXTERNAL, GitHubError
 from mlci.github import (
     CHECK_TEXT_LIMIT,
     COMMENT_LIMIT,
-    MARKER_PREFIX,
     SUMMARY_LIMIT,
     Annotation,
     GitHubClient,
-    marker_for,
     write_outputs,
     write_step_summary,
 )
+from mlci.report import MARKER_PREFIX, marker_for
 
 from github_server import FakeGitHub
 
