@@ -61,10 +61,13 @@ class TrainingRun:
         tracking.log_metrics(self.run_id, flatten(dict(metrics)), self.tracking_uri)
 
     def log_model(self, model: Any, flavor: str = "sklearn", name: str = "model") -> None:
-        """Log the model the way `mlci promote` expects to find it (``runs:/<id>/model``)."""
-        from mlci.training.base import get_trainer
+        """Log the model the way `mlci promote` expects to find it (``runs:/<id>/model``).
 
-        get_trainer("torch" if flavor in ("torch", "pytorch") else "sklearn").log_model(model, name)
+        ``flavor`` names a backend of :data:`mlci.training.BACKENDS` (or an alias: "pytorch",
+        "scikit-learn"); another name is a configuration error with a suggestion."""
+        from mlci.training.backends import get_trainer
+
+        get_trainer(flavor).log_model(model, name)
 
 
 @contextmanager

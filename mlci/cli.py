@@ -37,9 +37,17 @@ def _settings(root: Path, **flags: Any) -> Any:
 
 
 def _repo_root() -> Path:
+    """The project every command but ``train``/``evaluate`` works on: the nearest directory
+    at or above the working directory holding dvc.yaml or .dvc/ (see ``git.project_root``)."""
     from mlci import git
 
-    return git.toplevel(Path.cwd())
+    root = git.project_root(Path.cwd())
+    state = root / ".mlci"
+    if state.is_dir() and not (state / ".gitignore").exists():
+        from mlci import data
+
+        data.state_dir(root)  # an older run's .mlci/: keep it out of `git status`
+    return root
 
 
 def _context() -> Any:
@@ -110,6 +118,7 @@ def run(
             base=base,
             pull=not no_pull,
             on_stage=lambda s: console.step(s),
+            on_wait=console.warn,
             save=Path(save) if save else None,
         )
     _show_result(result)
@@ -118,6 +127,7 @@ def run(
 
 def _show_result(result: Any) -> None:
     from mlci import validation as v
+    from mlci.outcome import Outcome
 
     state = result.state
     if isinstance(state.validation, v.ValidationReport):
@@ -133,104 +143,13 @@ def _show_result(result: Any) -> None:
             console.error(m.message, title="mlci gate")
     console.out(result.markdown)
     # a posting error is shown here only when the exit will be another error's
-    other_exit = state.error is not None or result.verdict.status in ("failed", "data-invalid")
+    other_exit = state.error is not None or result.verdict.outcome.failing
     _show_publication(result.published, "report", show_error=other_exit)
     run_id = state.facts.get("mlflow_run_id")
     if run_id:
         console.info(f"MLflow run {run_id} at {state.facts.get('mlflow_tracking_uri')}")
     line = f"{result.verdict.icon} verdict: {result.verdict.status}: {result.verdict.summary}"
-    (console.success if result.verdict.status == "passed" else console.info)(line)
-
-
-@cli.command()
-@click.option("--remote", metavar="NAME", help="DVC remote (default: the repo's default).")
-def pull(remote: str | None) -> None:
-    """Pull the pipeline's data from the DVC remote."""
-    from mlci import data
-
-    root = Path.cwd()
-    settings = _settings(root, dvc_remote=remote)
-    with console.group(f"dvc pull ({settings.dvc_remote or 'default remote'})"):
-        result = data.pull(root, settings.dvc_remote)
-    console.info(f"pulled {result.files} files from '{result.remote}' ({result.url})")
-    for v in result.versions:
-        console.info(f"  {v.path}  {v.md5}")
-
-
-@cli.command()
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="Write the validation result as JSON.",
-)
-@params_option
-def validate(out: str | None, params_file: str | None) -> None:
-    """Validate data files against their pandera schemas."""
-    from mlci import validation
-    from mlci.errors import DataInvalid
-
-    root = Path.cwd()
-    settings = _settings(root, params_file=params_file)
-    if not settings.validate:
-        console.warn("no data validation configured: add `mlci.validate: {data.csv: schema.yaml}`")
-    result = validation.validate(root, settings.validate, settings.sensitive_columns)
-    if out:
-        result.write(root / out)
-    for f in result.files:
-        if f.ok:
-            console.info(f"✓ {f.path}: {f.rows} rows valid against {f.schema}")
-        for x in f.failures:
-            sample = f" (e.g. {', '.join(x.samples)})" if x.samples else ""
-            console.error(
-                f"column {x.column}: {x.count} rows fail {x.check}{sample}",
-                file=f.path,
-                title="mlci data validation",
-            )
-    if not result.ok:
-        raise DataInvalid(
-            f"{result.failure_count} values failed validation",
-            fix="fix the data or the schema; every failure is listed above",
-        )
-
-
-@cli.command()
-@params_option
-def train(params_file: str | None) -> None:
-    """Train the model configured under `train:` in params.yaml."""
-    from mlci.training.run import train as do_train
-    from mlci.trust import guard
-
-    root = Path.cwd()
-    settings = _settings(root, params_file=params_file)
-    guard(settings, _context())
-    facts = do_train(root, settings)
-    if facts.get("rank", 0) != 0:
-        console.info(
-            f"rank {facts['rank']} of {facts['world_size']}: trained in "
-            f"{facts['duration_s']}s (rank 0 writes the outputs)"
-        )
-        return
-    gpu = facts["gpu"]
-    console.info(
-        f"trained {facts['backend']} on {facts['device']} in {facts['duration_s']}s "
-        f"({facts['rows_train']} rows); GPU: "
-        f"{gpu['gpus'][0]['name'] if gpu.get('available') else gpu['reason']}"
-    )
-    console.info(f"MLflow run {facts['mlflow_run_id']} at {facts['mlflow_tracking_uri']}")
-
-
-@cli.command()
-@params_option
-def evaluate(params_file: str | None) -> None:
-    """Evaluate the trained model; write metrics and plots for DVC."""
-    from mlci.training.run import evaluate as do_evaluate
-
-    root = Path.cwd()
-    result = do_evaluate(root, _settings(root, params_file=params_file))
-    shown = {k: v for k, v in result.items() if isinstance(v, float)}
-    console.info("  ".join(f"{k}={v:.4f}" for k, v in shown.items()))
+    (console.success if result.verdict.outcome is Outcome.PASSED else console.info)(line)
 
 
 @cli.command()
@@ -239,8 +158,7 @@ def evaluate(params_file: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare(base: str | None, params_file: str | None, as_json: bool) -> None:
     """Compare metrics and params with the base revision; exit 4 when a gate fails."""
-    from mlci import baseline, compare, metrics, report
-    from mlci.errors import GateFailed
+    from mlci import baseline, compare, metrics, outcome, report
 
     root = _repo_root()
     settings = _settings(root, params_file=params_file)
@@ -251,13 +169,13 @@ def compare(base: str | None, params_file: str | None, as_json: bool) -> None:
     else:
         console.out(report.metrics_section(c))
         console.out(report.params_section(c))
-    if c.failed:
-        raise GateFailed(
-            f"{len(c.failed)} gate(s) failed: {', '.join(m.name for m in c.failed)}",
-            fix="see the comparison above",
-        )
+    verdict = outcome.of_comparison(c)
+    failure = verdict.error(fix="see the comparison above")
+    if failure is not None:
+        raise failure
     if not as_json:
-        console.success(f"compared with {rev}: {len(c.gated)} gates passed")
+        say = console.success if verdict.outcome is outcome.Outcome.PASSED else console.info
+        say(f"{verdict.icon} compared with {rev}: {verdict.summary}")
 
 
 @cli.command("report")
@@ -317,9 +235,8 @@ def report_cmd(
 )
 def publish_cmd(report_file: str | None, report_name: str | None, from_dir: str | None) -> None:
     """Post a rendered report: sticky PR comment, job summary, outputs."""
-    import json
-
-    from mlci import publish, report
+    from mlci import publish
+    from mlci.outcome import Verdict
 
     root = _repo_root()
     settings = _settings(root, report_name=report_name)
@@ -333,11 +250,7 @@ def publish_cmd(report_file: str | None, report_name: str | None, from_dir: str 
 
         raise ConfigError(f"no report at {path}", fix="run `mlci report` or `mlci run` first")
     markdown = path.read_text(encoding="utf-8")
-    meta = path.with_suffix(".json")
-    info = json.loads(meta.read_text()) if meta.exists() else {}
-    verdict = report.Verdict(
-        info.get("verdict", "passed"), info.get("summary", ""), int(info.get("exit_code", 0))
-    )
+    verdict = Verdict.load(path)
     if report_file:
         import dataclasses
 
@@ -362,126 +275,6 @@ def _show_published(pub: Any) -> None:
     _show_publication(pub, "report", show_error=False)
     if pub.error is not None:
         raise pub.error
-
-
-@cli.command()
-@params_option
-@click.option("--force", is_flag=True, help="Promote even when not on the promotion branch.")
-@click.option(
-    "--auto",
-    is_flag=True,
-    help="Promote only on the promotion branch; elsewhere say so and exit 0 (the action's "
-    "`promote: auto`).",
-)
-def promote(params_file: str | None, force: bool, auto: bool) -> None:
-    """Register this commit's model and make it the `champion` (after a merge)."""
-    from mlci import promotion
-
-    root = _repo_root()
-    settings = _settings(root, params_file=params_file)
-    ctx = _context()
-    if auto and not force:
-        refusal = promotion.off_promote_branch(root, settings, ctx)
-        if refusal is not None:
-            console.info(f"not promoting: {refusal.message}")
-            return
-    result = promotion.promote(root, settings, ctx, force=force, on_stage=lambda s: console.step(s))
-    console.out(result.markdown)
-    p = result.promotion
-    _show_publication(result.published, "promotion note", show_error=p is None)
-    if p is not None:
-        verb = "registered" if p.created else "already registered as"
-        console.success(
-            f"{p.name}: {verb} version {p.version}; champion -> v{p.champion}"
-            + (f", previous -> v{p.previous}" if p.previous else "")
-        )
-    promotion.raise_for_promotion(result)
-
-
-@cli.command()
-@params_option
-@click.option("--to", "to", metavar="VERSION", help="Version to restore (default: previous).")
-@click.option("--reason", required=True, help="Why; recorded on the model version.")
-def rollback(params_file: str | None, to: str | None, reason: str) -> None:
-    """Move the `champion` alias back and record who and why."""
-    from mlci import registry
-
-    root = _repo_root()
-    settings = _settings(root, params_file=params_file)
-    r = registry.rollback(settings.tracking_uri, settings.model_name, reason, to)
-    console.success(f"{r.name}: champion v{r.before} -> v{r.after}")
-
-
-@cli.command()
-@params_option
-def lineage(params_file: str | None) -> None:
-    """Show where the champion came from: commit, PR, data, training run."""
-    from mlci import registry
-
-    root = _repo_root()
-    settings = _settings(root, params_file=params_file)
-    for key, value in registry.lineage(settings.tracking_uri, settings.model_name).items():
-        console.out(f"{key}: {value}")
-
-
-@cli.command()
-def doctor() -> None:
-    """Print what mlci sees: versions, git, DVC remote, MLflow, GPU, GitHub context."""
-    from mlci.doctor import diagnose
-
-    for name, value in diagnose(Path.cwd()):
-        console.out(f"{name:<18} {value}")
-
-
-@cli.command()
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False),
-    metavar="DIR",
-    help="Where to build the throwaway repos (default: a new temp dir).",
-)
-@click.option("--regress", is_flag=True, help="Make the PR a worse model, to see a gate fail.")
-def demo(directory: str | None, regress: bool) -> None:
-    """A full PR check on the bundled example, on real git, DVC and MLflow."""
-    from mlci.demo import run_demo
-
-    code = run_demo(Path(directory) if directory else None, regress=regress)
-    if code:
-        raise click.exceptions.Exit(code)
-
-
-@cli.command()
-@params_option
-@click.option(
-    "--snapshot", metavar="PATH", help="Data snapshot to check (default: monitor.snapshot)."
-)
-@click.option(
-    "--on-breach",
-    type=click.Choice(["issue", "pr", "dispatch"]),
-    help="On drift or degradation: the issue only, also a retraining PR, or a dispatch.",
-)
-def monitor(params_file: str | None, snapshot: str | None, on_breach: str | None) -> None:
-    """Check the champion on a fresh data snapshot: drift, accuracy, latency.
-
-    Exit 0 healthy, 6 drift, 4 degraded; a living issue per model and, per `on_breach`, a
-    retraining pull request. Never promotes.
-    """
-    from mlci import monitor as mon
-
-    root = _repo_root()
-    settings = _settings(root, params_file=params_file)
-    ms = settings.monitor.override(snapshot=snapshot, on_breach=on_breach)
-    with console.group("mlci monitor"):
-        result = mon.run(root, settings, ms, _context(), on_stage=lambda s: console.step(s))
-    console.out((result.report_path or root).read_text(encoding="utf-8"))
-    for where, url in (("issue", result.issue_url), ("retraining PR", result.pr_url)):
-        if url:
-            console.info(f"{where}: {url}")
-    if result.publish_error is not None and result.status.breach:
-        console.error(f"could not update GitHub: {result.publish_error.one_line()}")
-    console.info(f"{result.status.icon} status: {result.status.value}: {result.summary}")
-    mon.raise_for(result)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -532,3 +325,7 @@ def _main(argv: list[str] | None) -> None:
             title="mlci bug",
         )
         sys.exit(EXIT_UNEXPECTED)
+
+
+# The other commands register themselves on `cli` (one module per group of commands).
+from mlci import cli_registry, cli_setup, cli_stages  # noqa: E402, F401

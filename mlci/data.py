@@ -14,17 +14,19 @@ from typing import Any
 
 import yaml
 
-from mlci import signals
 from mlci.config import load_yaml
 from mlci.errors import (
-    STAGE_ERROR_ENV,
     ConfigError,
     DvcRemoteError,
     MlciError,
     RepoError,
-    RepoLocked,
     StageError,
-    load_from_child,
+)
+from mlci.repro import (  # moved to repro.py; these names stay importable from here
+    _stage_failure,
+    _stage_runner,
+    clear_stale_locks,
+    locked_error,
 )
 
 
@@ -42,6 +44,7 @@ class PullResult:
     url: str
     files: int
     versions: tuple[DataVersion, ...] = ()
+    missing: tuple[str, ...] = ()  # outputs the remote lacks, left for ``dvc repro`` to rebuild
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ def read_pipeline(root: Path) -> Pipeline:
     if not path.exists():
         raise RepoError(
             f"no dvc.yaml in {root}",
-            fix="run mlci in the root of a DVC project (`dvc init`, then add stages)",
+            fix="run mlci in a DVC project's directory or below it (mlci uses the nearest "
+            "directory holding dvc.yaml or .dvc/), or create one (`dvc init`, then add stages)",
         )
     doc = load_yaml(path) or {}
     if not isinstance(doc, dict):
@@ -142,83 +146,6 @@ def open_repo(root: Path) -> Any:
     return repo
 
 
-def clear_stale_locks(repo: Any) -> list[dict[str, Any]]:
-    """Drop the entries of DVC's ``.dvc/tmp/rwlock`` whose process is gone; returns them.
-
-    DVC drops an entry whose PID is free, but not one whose PID a new process reuses
-    (containers start PIDs low again, so a killed run's PID is often taken) or a zombie's:
-    the next run then fails on a lock nobody holds.
-    """
-    import json
-
-    from dvc.lock import LockError, make_lock
-
-    tmp = repo.tmp_dir
-    path = Path(tmp or ".") / "rwlock"
-    if not tmp or not path.is_file():
-        return []
-    written = path.stat().st_mtime
-    hardlink = bool(repo.config["core"].get("hardlink_lock", False))
-    guard = make_lock(os.path.join(tmp, "rwlock.lock"), tmp_dir=tmp, hardlink_lock=hardlink)
-    try:
-        guard.lock()
-    except LockError:
-        return []  # someone is editing it right now: DVC decides
-    removed: list[dict[str, Any]] = []
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        for mode in ("read", "write"):
-            table = doc.get(mode) or {}
-            for out in list(table):
-                owners = table[out] if isinstance(table[out], list) else [table[out]]
-                live = [o for o in owners if _owner_alive(int(o["pid"]), written)]
-                removed += [o for o in owners if o not in live and o not in removed]
-                if not live:
-                    del table[out]
-                elif mode == "read":
-                    table[out] = live
-        if removed:
-            path.write_text(json.dumps(doc), encoding="utf-8")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return []  # DVC reports a broken rwlock file itself
-    finally:
-        guard.unlock()
-    return removed
-
-
-def _owner_alive(pid: int, written: float) -> bool:
-    """Whether the process that wrote a lock entry (before ``written``) still runs."""
-    import psutil
-
-    if pid == os.getpid():
-        return False  # this process holds no lock yet: the entry is a dead run's
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return bool(proc.create_time() <= written + 1.0)  # else: a new process, same PID
-    except psutil.Error:
-        return False
-
-
-def locked_error(root: Path, exc: Exception) -> RepoLocked:
-    """DVC's LockError as one line naming the lock file and the way out."""
-    text = str(exc)
-    tmp = root / ".dvc" / "tmp"
-    if "is busy" in text:
-        owners = ", ".join(ln.strip() for ln in text.splitlines() if ln.strip().startswith("(PID"))
-        return RepoLocked(
-            f"DVC's {tmp / 'rwlock'} says another process uses this pipeline's files: {owners}",
-            fix="wait for that process to finish or stop it (if it is no DVC process, "
-            "delete .dvc/tmp/rwlock), then re-run",
-        )
-    return RepoLocked(
-        f"another DVC process holds {tmp / 'lock'}",
-        fix="wait for it to finish or stop it (if none runs, e.g. after a killed run with "
-        "core.hardlink_lock, delete .dvc/tmp/lock), then re-run",
-    )
-
-
 def remote_info(repo: Any, name: str | None) -> tuple[str, str]:
     """The remote's name and URL; a clear error when none is configured."""
     core = repo.config.get("core", {})
@@ -254,12 +181,12 @@ def base_md5(root: Path, sha: str, path: str) -> str | None:
     from git alone; None when it was not DVC-tracked there."""
     from mlci import git
 
-    raw = git.show(root, sha, f"{path}.dvc")
+    raw = git.show_in(root, sha, f"{path}.dvc")
     docs: list[tuple[str, Any]] = []
     if raw is not None:
         docs.append((os.path.dirname(path), yaml.safe_load(raw) or {}))
     else:
-        lock = git.show(root, sha, "dvc.lock")
+        lock = git.show_in(root, sha, "dvc.lock")
         stages = ((yaml.safe_load(lock) or {}).get("stages") or {}) if lock else {}
         docs += [(".", stage) for stage in stages.values()]
     for wdir, doc in docs:
@@ -312,6 +239,7 @@ def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> Pull
                 f"DVC remote '{name}' is unreachable: directory {url} does not exist",
                 fix=f"`dvc remote modify {name} url <path>` or create and `dvc push` to it",
             )
+        missing: list[str] = []  # outputs the remote lacks that `dvc repro` can rebuild
         try:
             with _cwd(root), _dvc_errors() as logged:
                 stats = repo.pull(remote=name)
@@ -322,11 +250,7 @@ def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> Pull
                     f"dvc pull from '{name}' ({url}) failed: {cause[:300]}",
                     fix=remote_fix(name, url, Exception(cause)),
                 ) from None
-            missing = _missing_paths(exc)
-            raise DvcRemoteError(
-                f"DVC remote '{name}' ({url}) lacks data for {missing}",
-                fix="run `dvc push` where the data was produced, then re-run",
-            ) from None
+            stats, missing = _rebuildable_only(repo, root, exc, f"DVC remote '{name}' ({url})")
         except ImportError as exc:
             scheme = url.split("://", 1)[0]
             raise DvcRemoteError(
@@ -348,7 +272,45 @@ def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> Pull
     # DVC 3 answers {"stats": {"fetched": n, ...}, ...}; older ones the counts alone.
     counts = stats.get("stats", stats) if isinstance(stats, dict) else {}
     count = int(counts.get("fetched", 0)) if isinstance(counts, dict) else 0
-    return PullResult(name, url, count, data_versions(root))
+    return PullResult(name, url, count, data_versions(root), tuple(missing))
+
+
+def _rebuildable_only(
+    repo: Any, root: Path, exc: Exception, remote: str
+) -> tuple[dict[str, Any], list[str]]:
+    """After a pull that lacked some objects: what was checked out, and the missing outputs,
+    when a stage of the pipeline can rebuild every one of them (``dvc repro`` will); raises
+    exit 5 naming what cannot be rebuilt (source data, a frozen stage's outputs)."""
+    from dvc.exceptions import CheckoutError
+
+    result: dict[str, Any] = {}
+    if not isinstance(exc, CheckoutError):  # a remote that reports missing objects itself
+        try:
+            with _cwd(root), _dvc_errors():
+                result = repo.checkout()
+        except CheckoutError as again:
+            exc = again
+    targets = sorted({str(t) for t in getattr(exc, "target_infos", None) or []})
+    result = getattr(exc, "result", None) or result
+    produced = [
+        os.path.normpath(out.fs_path)
+        for stage in repo.index.stages
+        if getattr(stage, "cmd", None) and not getattr(stage, "frozen", False)
+        for out in stage.outs
+    ]
+    sources = []
+    for t in targets:
+        full = os.path.normpath(os.path.join(root, t))
+        if not any(full == o or full.startswith(o + os.sep) for o in produced):
+            sources.append(t)
+    if sources or not isinstance(exc, CheckoutError):
+        what = ", ".join(sources) or _missing_paths(exc)
+        raise DvcRemoteError(
+            f"{remote} lacks data for {what}, which no stage of the pipeline can rebuild",
+            fix="run `dvc push` where the data was added (`dvc status -c` lists what the "
+            "remote lacks), then re-run",
+        )
+    return result, targets
 
 
 CREDENTIALS = {
@@ -425,101 +387,39 @@ def _missing_paths(exc: Exception) -> str:
 
 
 def reproduce(root: Path, *, force: bool = False, repo: Any | None = None) -> list[str]:
-    """``dvc repro`` (``--force``: every stage); returns the names of the stages that ran.
+    """``dvc repro``: see :func:`mlci.repro.reproduce`."""
+    from mlci import repro
 
-    A stage that is an mlci command and fails with an ``MlciError`` fails the run with that
-    error (its exit code and message), not with a generic "stage failed"; a signal while a
-    stage runs stops the stage's processes and raises ``Interrupted``.
-    """
-    import tempfile
-
-    from dvc.exceptions import DvcException, ReproductionError
-    from dvc.lock import LockError
-
-    own = repo is None
-    repo = repo if repo is not None else open_repo(root)
-    try:
-        with tempfile.TemporaryDirectory(prefix="mlci-stage-") as tmp, _stage_runner(Path(tmp)):
-            try:
-                with _cwd(root):
-                    stages = repo.reproduce(force=force)
-            except ReproductionError as exc:
-                raise _stage_failure(root, exc, Path(tmp)) from None
-    except LockError as exc:
-        raise locked_error(root, exc) from None
-    except DvcException as exc:
-        raise StageError(
-            f"dvc repro failed: {exc}", fix="check dvc.yaml and `dvc status`"
-        ) from None
-    finally:
-        if own:
-            repo.close()
-    return [getattr(s, "addressing", str(s)) for s in stages]
+    return repro.reproduce(root, force=force, repo=repo)
 
 
-_STAGE_ERROR_FILE = "error.json"
+def uncommitted_metrics(root: Path, pipe: Pipeline) -> list[str]:
+    """Declared ``cache: false`` metrics files that a ``.gitignore`` rule keeps out of git:
+    no commit ever has them, so a base never has metrics. One sentence each, naming the rule."""
+    from mlci import git
+
+    found = []
+    for path in pipe.metrics:
+        rule = git.ignored_by(root, path) if path in pipe.uncached else None
+        if rule is not None:
+            found.append(
+                f"metrics file {path} is declared with cache: false but the .gitignore rule "
+                f"{rule} excludes it, so no commit has it and a base never has metrics; "
+                f"fix: remove that rule (or git add -f {path}) and commit the file, or "
+                "drop cache: false so that DVC stores it"
+            )
+    return found
 
 
-def _stage_failure(root: Path, exc: Exception, errors: Path) -> MlciError:
-    """Why ``dvc repro`` failed: a signal, the failed mlci command's own error, a lock, or
-    the stage's command."""
-    from dvc.lock import LockError
-
-    if signals.received() is not None:
-        return signals.interrupted()
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, MlciError):
-        return cause
-    if isinstance(cause, LockError):
-        return locked_error(root, cause)
-    stage = (errors / "stage").read_text(encoding="utf-8") if (errors / "stage").exists() else ""
-    child = load_from_child(errors / _STAGE_ERROR_FILE, f"DVC stage '{stage or '?'}'")
-    if child is not None:
-        return child
-    return StageError(
-        f"stage failed in dvc repro: {exc}{': ' + str(cause) if cause else ''}",
-        fix="run `dvc repro` locally to see the stage's own output",
-    )
-
-
-@contextlib.contextmanager
-def _stage_runner(errors: Path) -> Iterator[None]:
-    """Run DVC's stage commands our way: each names ``MLCI_STAGE_ERROR_FILE`` for an mlci
-    command to leave its error in, and, under ``signals.handled()``, runs in its own process
-    group so that a signal reaches the whole stage (DVC itself ignores SIGINT meanwhile).
-
-    This replaces ``dvc.stage.run._run`` (DVC 3: ``_run(executable, cmd, **popen_kwargs)``);
-    with a DVC that lacks it, stages run DVC's way.
-    """
-    import dvc.stage.run as dvc_run
-
-    original = getattr(dvc_run, "_run", None)
-    make_cmd = getattr(dvc_run, "_make_cmd", None)
-    if original is None or make_cmd is None:
-        yield
-        return
-    error_file = errors / _STAGE_ERROR_FILE
-
-    def run(executable: str | None, cmd: str, **kwargs: Any) -> None:
-        from dvc.stage.exceptions import StageCmdFailedError
-
-        env = dict(kwargs.pop("env", None) or os.environ)
-        stage = str(env.get("DVC_STAGE") or cmd)
-        (errors / "stage").write_text(stage, encoding="utf-8")
-        error_file.unlink(missing_ok=True)
-        env[STAGE_ERROR_ENV] = str(error_file)
-        if not signals.active():
-            original(executable, cmd, env=env, **kwargs)
-            return
-        returncode = signals.run_child(make_cmd(executable, cmd), stage, env=env, **kwargs)
-        if returncode != 0:
-            raise StageCmdFailedError(cmd, returncode)
-
-    dvc_run._run = run
-    try:
-        yield
-    finally:
-        dvc_run._run = original
+def state_dir(root: Path) -> Path:
+    """``.mlci/`` (reports, caches, the default MLflow store), created with a ``.gitignore``
+    of its own, so it never shows as untracked whatever the repository's .gitignore says."""
+    state = root / ".mlci"
+    state.mkdir(exist_ok=True)
+    ignore = state / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# written by mlci: nothing here is committed\n*\n", encoding="utf-8")
+    return state
 
 
 def read_at_rev(root: Path, path: str, rev: str) -> bytes | None:
@@ -541,7 +441,179 @@ def read_at(root: Path, sha: str, path: str, *, uncached: Collection[str] = ()) 
     """
     from mlci import git
 
-    found = git.show(root, sha, path)
+    found = git.show_in(root, sha, path)
     if found is None and path not in uncached:
         found = read_at_rev(root, path, sha)
     return found
+
+
+# ---- train once: restore from the run-cache, push it, training records on the remote ----
+
+
+@dataclass(frozen=True)
+class Reproduced:
+    """What ``reproduce_cached`` did: every stage it went through, and those whose command ran
+    (the rest were up to date or restored from the run-cache)."""
+
+    stages: tuple[str, ...] = ()
+    ran: tuple[str, ...] = ()
+
+
+def reproduce_cached(root: Path, *, repo: Any | None = None) -> Reproduced:
+    """``dvc repro --pull``: a stage whose inputs were trained before (here or in any job that
+    pushed its run-cache) is restored from DVC's run-cache instead of run; only a stage with
+    new inputs runs its command. Errors are :func:`reproduce`'s."""
+    import tempfile
+
+    import dvc.stage.run as dvc_run
+    from dvc.exceptions import DvcException, ReproductionError
+    from dvc.lock import LockError
+
+    own = repo is None
+    repo = repo if repo is not None else open_repo(root)
+    ran: list[str] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="mlci-stage-") as tmp, _stage_runner(Path(tmp)):
+            runner = dvc_run._run
+
+            def counted(executable: str | None, cmd: str, **kwargs: Any) -> None:
+                env = kwargs.get("env") or os.environ
+                ran.append(str(env.get("DVC_STAGE") or cmd))
+                runner(executable, cmd, **kwargs)
+
+            dvc_run._run = counted
+            try:
+                with _cwd(root), _dvc_errors():
+                    stages = repo.reproduce(pull=True)
+            except ReproductionError as exc:
+                raise _stage_failure(root, exc, Path(tmp)) from None
+            finally:
+                dvc_run._run = runner
+    except LockError as exc:
+        raise locked_error(root, exc) from None
+    except DvcException as exc:
+        raise StageError(
+            f"dvc repro --pull failed: {exc}", fix="check dvc.yaml, `dvc status` and the remote"
+        ) from None
+    finally:
+        if own:
+            repo.close()
+    names = tuple(getattr(s, "addressing", str(s)) for s in stages)
+    return Reproduced(names, tuple(dict.fromkeys(ran)))
+
+
+def push_outputs(root: Path, remote: str | None = None, repo: Any | None = None) -> int:
+    """``dvc push --run-cache``: the outputs and the run-cache entries, so that another job
+    restores this training instead of repeating it. Returns how many objects went up."""
+    own = repo is None
+    repo = repo if repo is not None else open_repo(root)
+    try:
+        name, url = remote_info(repo, remote)
+        try:
+            with _cwd(root), _dvc_errors() as logged:
+                _save_run_cache(root)
+                count = repo.push(remote=name, run_cache=True)
+                count += _push_uncached(root, repo, name)
+        except MlciError:
+            raise
+        except Exception as exc:
+            cause = " ".join(logged) or (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            raise DvcRemoteError(
+                f"dvc push --run-cache to '{name}' ({url}) failed: {cause[:300]}",
+                fix=remote_fix(name, url, exc),
+            ) from None
+    finally:
+        if own:
+            repo.close()
+    return int(count or 0)
+
+
+_RECORDS = ("mlci", "trainings")
+
+
+def _record_path(repo: Any, remote: str | None, key: str) -> tuple[Any, str]:
+    name, _ = remote_info(repo, remote)
+    target = repo.cloud.get_remote(name)
+    return target.fs, target.fs.join(target.path, *_RECORDS, f"{key}.json")
+
+
+def write_record(
+    root: Path, key: str, record: dict[str, Any], remote: str | None = None, repo: Any = None
+) -> None:
+    """Leave a small JSON record of a training (its run, commit, PR) beside the data on the
+    remote, under ``mlci/trainings/<key>.json``: how a job without a shared tracking server
+    learns who trained these inputs."""
+    import json
+
+    own = repo is None
+    repo = repo if repo is not None else open_repo(root)
+    try:
+        fs, path = _record_path(repo, remote, key)
+        fs.makedirs(fs.parent(path), exist_ok=True)
+        fs.pipe_file(path, json.dumps(record, sort_keys=True).encode("utf-8"))
+    except MlciError:
+        raise
+    except Exception as exc:
+        raise DvcRemoteError(
+            f"could not write the training record {'/'.join(_RECORDS)}/{key}.json to the DVC "
+            f"remote: {str(exc).splitlines()[0][:300]}",
+            fix="check the remote's write access (credentials) from this job",
+        ) from None
+    finally:
+        if own:
+            repo.close()
+
+
+def read_record(
+    root: Path, key: str, remote: str | None = None, repo: Any = None
+) -> dict[str, Any] | None:
+    """The training record for ``key`` on the remote, or None (absent, unreadable, no remote)."""
+    import json
+
+    own = repo is None
+    repo = repo if repo is not None else open_repo(root)
+    try:
+        fs, path = _record_path(repo, remote, key)
+        found = json.loads(fs.cat_file(path))
+    except Exception:
+        return None
+    finally:
+        if own:
+            repo.close()
+    return found if isinstance(found, dict) else None
+
+
+def _save_run_cache(root: Path) -> None:
+    """Run-cache entries for stages DVC leaves out: one with a ``cache: false`` output that
+    is not a metric or plot (mlci's ``reports/train.json``). DVC restores such an entry like
+    any other; it only declines to write it."""
+    fresh = open_repo(root)  # the index as the reproduce left it
+    try:
+        with fresh.lock:
+            for stage in fresh.index.stages:
+                with contextlib.suppress(Exception):
+                    if getattr(stage, "cmd", None) and not stage.changed():
+                        fresh.stage_cache.save(stage)
+    finally:
+        fresh.close()
+
+
+def _push_uncached(root: Path, repo: Any, remote: str) -> int:
+    """The run-cache's copies of ``cache: false`` outputs (metrics, facts): ``dvc push
+    --run-cache`` sends the entries but not these objects, and a stage with such an output
+    cannot be restored from the remote without them."""
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    lock = root / "dvc.lock"
+    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    uncached = read_pipeline(root).uncached
+    objs = [
+        HashInfo("md5", str(out["md5"]))
+        for entry in stages.values()
+        for out in entry.get("outs") or []
+        if out.get("md5") and os.path.normpath(str(out.get("path"))) in uncached
+    ]
+    objs = [h for h in objs if repo.cache.local.exists(h.value)]
+    if not objs:
+        return 0
+    return len(repo.cloud.push(objs, remote=remote).transferred)

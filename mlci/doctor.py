@@ -22,8 +22,13 @@ def _git(root: Path) -> list[tuple[str, str]]:
         top = git.toplevel(root)
     except MlciError as exc:
         return [("git", exc.message)]
+    project = git.project_root(root)
+    found = [n for n in ("dvc.yaml", ".dvc") if (project / n).exists()]
+    where = f"{project} ({' and '.join(found)})" if found else f"{project} (no dvc.yaml or .dvc/)"
     return [
         ("git root", str(top)),
+        ("project root", where),
+        ("git prefix", git.prefix(project) or "(top level)"),
         ("git branch", git.branch(top) or "(detached)"),
         ("git commit", git.head_sha(top)[:12] if git.rev_sha(top, "HEAD") else "(none yet)"),
         ("git shallow", str(git.is_shallow(top)).lower()),
@@ -76,8 +81,14 @@ def _gpu() -> list[tuple[str, str]]:
     return rows
 
 
-def diagnose(root: Path) -> list[tuple[str, str]]:
+def diagnose(cwd: Path) -> list[tuple[str, str]]:
+    """Facts about the project at or above ``cwd`` (``git.project_root``), else ``cwd``."""
     from mlci import config
+
+    try:
+        root = git.project_root(cwd)
+    except MlciError:
+        root = cwd
 
     rows = [("mlci", __version__), ("python", platform.python_version())]
     rows += [

@@ -20,6 +20,7 @@ EXIT_DATA_INVALID = 3
 EXIT_GATE_FAILED = 4
 EXIT_EXTERNAL = 5
 EXIT_DRIFT = 6  # `mlci monitor`: the data drifted (a signal, not a regression)
+EXIT_STAGE_FAILED = 7  # a stage of the user's pipeline (its own command) failed
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -90,7 +91,13 @@ class DvcRemoteError(ExternalError):
 
 
 class GitHubError(ExternalError):
+    """GitHub's API failed; ``status`` is its HTTP status when it answered at all."""
+
     title = "GitHub API failed"
+
+    def __init__(self, message: str, *, fix: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.status = status
 
 
 class MlflowError(ExternalError):
@@ -102,6 +109,31 @@ class StageError(MlciError):
 
     exit_code = EXIT_UNEXPECTED
     title = "stage failed"
+
+
+class StageFailed(StageError):
+    """A stage of the user's pipeline failed: its own command exited non-zero. Not a bug in
+    mlci (exit 1): the stage's name, command, exit status and the end of its stderr come with
+    it, for the report."""
+
+    exit_code = EXIT_STAGE_FAILED
+    title = "pipeline stage failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fix: str | None = None,
+        stage: str = "",
+        command: str = "",
+        returncode: int | None = None,
+        stderr_tail: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, fix=fix)
+        self.stage = stage
+        self.command = command
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
 
 
 class RepoLocked(RepoError):

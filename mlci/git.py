@@ -41,6 +41,24 @@ def toplevel(path: Path) -> Path:
     return Path(proc.stdout.strip())
 
 
+def project_root(path: Path) -> Path:
+    """The DVC project ``path`` is in: the nearest directory at or above ``path`` that holds
+    ``dvc.yaml`` or ``.dvc/``, inside the git top level; the top level itself when none does.
+
+    Every mlci command that works on a project (all but ``train`` and ``evaluate``, which DVC
+    runs in their stage's directory) starts here, so a project in a sub-directory of a
+    monorepo works from that directory or below it.
+    """
+    top = toplevel(path).resolve()
+    here = path.resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "dvc.yaml").is_file() or (candidate / ".dvc").is_dir():
+            return candidate
+        if candidate == top or top not in candidate.parents:
+            break
+    return top
+
+
 def head_sha(root: Path) -> str:
     return _git(root, "rev-parse", "HEAD").stdout.strip()
 
@@ -75,6 +93,30 @@ def show(root: Path, rev: str, path: str) -> bytes | None:
 def prefix(root: Path) -> str:
     """``root``'s path inside its repository, '' or ending in '/' (for ``rev:path``)."""
     return _git(root, "rev-parse", "--show-prefix").stdout.strip()
+
+
+def show_in(root: Path, rev: str, path: str) -> bytes | None:
+    """A project file's bytes at ``rev``: ``path`` is relative to ``root`` (a project that may
+    sit in a sub-directory), not to the top level that ``rev:path`` names."""
+    return show(root, rev, f"{prefix(root)}{path}")
+
+
+def ignored_by(root: Path, path: str) -> str | None:
+    """The ``.gitignore`` rule that excludes ``path`` (relative to ``root``), as
+    ``file:line: pattern``; None when git does not ignore it."""
+    proc = _git(root, "check-ignore", "-v", "--", path, check=False)
+    line = proc.stdout.strip()
+    if proc.returncode != 0 or not line or "\t" not in line:
+        return None
+    source, line_no, pattern = line.split("\t", 1)[0].split(":", 2)
+    if pattern.startswith("!"):
+        return None  # a negation matched: the file is *not* ignored
+    where = Path(source) if Path(source).is_absolute() else root / source
+    try:
+        source = str(where.resolve().relative_to(toplevel(root).resolve()))
+    except ValueError:
+        source = str(where)  # a global excludes file
+    return f"{source}:{line_no}: {pattern}"
 
 
 def is_shallow(root: Path) -> bool:

@@ -334,24 +334,31 @@ def _http_error(resp: requests.Response, shown: str, why: _Why) -> GitHubError:
         return GitHubError(
             f"{shown}: GitHub rejected the token (401 {said}); it is invalid or expired",
             fix=f"set a valid token in the {_TOKEN_SECRET} secret",
+            status=status,
         )
     if status == 403:
         need = why.permission or "the needed"
         fix = f"give the workflow `permissions: {need}`"
         if why.permission == "checks: write":
             fix += " (check runs need GITHUB_TOKEN or a GitHub App token; or use a commit status)"
-        return GitHubError(f"{shown}: GitHub refused access to {why.target} (403 {said})", fix=fix)
+        return GitHubError(
+            f"{shown}: GitHub refused access to {why.target} (403 {said})", fix=fix, status=status
+        )
     if status == 404:
         return GitHubError(
             f"{shown}: {why.target} was not found or is not visible to this token (404)",
             fix="check the repository and number, and that the token can see the repository",
+            status=status,
         )
     if status == 422:
         return GitHubError(
             f"{shown}: GitHub refused the request (422 {said})",
             fix="this is a bug in mlci or an input it did not check; please report it",
+            status=status,
         )
-    return GitHubError(f"{shown}: GitHub answered {status} ({said}) for {why.target}")
+    return GitHubError(
+        f"{shown}: GitHub answered {status} ({said}) for {why.target}", status=status
+    )
 
 
 def _check_body(body: str, what: str) -> None:

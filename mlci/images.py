@@ -114,7 +114,7 @@ def load_saved(folder: Path) -> list[PlotImage]:
     """The images :func:`save` wrote, read as untrusted input: the manifest is bounded and
     typed, each image a regular file (no symlink) of at most 5 MiB whose bytes are PNG or
     JPEG (no SVG), named as :func:`image_key` names files."""
-    from mlci.publish import _read_artifact_file
+    from mlci.artifact import _read_artifact_file
 
     raw = _read_artifact_file(folder, MANIFEST, 256 * 1024)
     try:

@@ -1,7 +1,9 @@
 """Metrics and params of two revisions, and the gates that judge them.
 
 ``compare`` is pure: it takes flat dicts and gates and returns a ``Comparison``; the loaders
-at the bottom read files (from the work tree, git or DVC) and are the only I/O here.
+at the bottom read files (from the work tree, git or DVC) and are the only I/O here. An
+ungated metric gets the direction its name says (``directions.direction_of``): it colours the
+report's arrows and counts in the verdict of a check without gates, but never fails one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from mlci.directions import direction_of
 from mlci.errors import ConfigError
 from mlci.gates import Gate
 
@@ -31,6 +34,12 @@ class MetricDiff:
     gate: Gate | None = None
     status: str = INFO
     message: str = ""
+    inferred: str | None = None  # "higher"/"lower" from the name (see ``direction_of``)
+
+    @property
+    def direction(self) -> str | None:
+        """Which way is better: the gate's, else the one the name says, else None."""
+        return self.gate.direction if self.gate is not None else self.inferred
 
     @property
     def change(self) -> float | None:
@@ -49,9 +58,9 @@ class MetricDiff:
     def better(self) -> bool | None:
         """True when the change is an improvement by the gate's direction."""
         change = self.change
-        if self.gate is None or change is None or abs(change) <= EPS:
+        if self.direction is None or change is None or abs(change) <= EPS:
             return None
-        return change > 0 if self.gate.direction == "higher" else change < 0
+        return change > 0 if self.direction == "higher" else change < 0
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,16 @@ class Comparison:
     @property
     def passed(self) -> bool:
         return not self.failed
+
+    @property
+    def directed(self) -> tuple[MetricDiff, ...]:
+        """Ungated metrics whose name says which way is better."""
+        return tuple(m for m in self.metrics if m.gate is None and m.inferred is not None)
+
+    @property
+    def worsened(self) -> tuple[MetricDiff, ...]:
+        """Ungated metrics that got worse by the direction their name says."""
+        return tuple(m for m in self.directed if m.better is False)
 
 
 def _is_number(value: Any) -> bool:
@@ -161,7 +180,7 @@ def compare(
         if gate is None:
             if not (_is_number(b) or _is_number(h)):
                 continue
-            diffs.append(MetricDiff(name, b, h))
+            diffs.append(MetricDiff(name, b, h, inferred=direction_of(name)))
             continue
         if name not in head and name not in base and gate.required:
             raise ConfigError(
@@ -227,6 +246,8 @@ def to_json(c: Comparison) -> dict[str, Any]:
                 "rel_change": m.rel_change,
                 "status": m.status,
                 "gate": None if m.gate is None else m.gate.direction,
+                "direction": m.direction,
+                "better": m.better,
                 "message": m.message,
             }
             for m in c.metrics

@@ -190,7 +190,7 @@ def reference(root: Path, champ: Champion, path: str | None = None) -> tuple[str
             fix=f"its training data: {', '.join(champ.data)}",
         )
     git.fetch_commit(root, champ.git_sha)
-    raw = git.show(root, champ.git_sha, path) or data.read_at_rev(root, path, champ.git_sha)
+    raw = data.read_at(root, champ.git_sha, path)
     if raw is None:
         raise DvcRemoteError(
             f"cannot read {path} at {champ.git_sha[:12]} (the champion's training data)",
@@ -244,14 +244,16 @@ def _load_model(settings: Settings, champ: Champion) -> Any:
 
     configure(settings.tracking_uri)
     uri = f"models:/{champ.name}@champion"
+    from mlci.training.backends import BACKENDS, get_trainer
+
     try:
-        if champ.backend == "torch":
-            import mlflow.pytorch
+        if champ.backend in BACKENDS:  # a model mlci's own trainer made
+            return get_trainer(champ.backend).load_model(uri)
+        import mlflow.pyfunc  # any other registered model (mlci promote of a project's own)
 
-            return mlflow.pytorch.load_model(uri)
-        import mlflow.sklearn
-
-        return mlflow.sklearn.load_model(uri)
+        return mlflow.pyfunc.load_model(uri)
+    except MlciError:
+        raise
     except Exception as exc:
         raise unreachable(settings.tracking_uri, exc) from None
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlci import ci, monitor_report
+from mlci import monitor_report
 from mlci.ci import CIContext
 from mlci.config import Settings
 from mlci.errors import MlciError
@@ -41,12 +41,9 @@ def write_report(root: Path, result: MonitorResult, markdown: str) -> Path:
 
 def client(settings: Settings, ctx: CIContext) -> Any | None:
     """The GitHub client for this run, or None without a token and repository."""
-    from mlci.github import GitHubClient
+    from mlci.publish import Publisher
 
-    token = ci.token()
-    if not token or not ctx.repository:
-        return None
-    return GitHubClient(settings.github_api_url or ci.DEFAULT_API_URL, token, ctx.repository)
+    return Publisher(settings, ctx).client
 
 
 def publish(

@@ -11,7 +11,6 @@ rendered, written to disk and published; :func:`raise_for` then turns the verdic
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,28 +23,28 @@ from mlci import (
     compare,
     data,
     datachecks,
+    degrade,
     drift,
     git,
     metrics,
+    outcome,
     privacy,
     publish,
     report,
     signals,
+    trainings,
     trust,
     validation,
 )
 from mlci.ci import CIContext
 from mlci.config import Settings
 from mlci.errors import (
-    EXIT_DATA_INVALID,
-    EXIT_GATE_FAILED,
-    ConfigError,
-    DataInvalid,
-    GateFailed,
+    DvcRemoteError,
     MlciError,
     RepoError,
 )
 from mlci.markdown import inert
+from mlci.outcome import Outcome, Verdict
 
 STAGES = ("pull", "validate", "reproduce", "compare", "plots", "report", "publish")
 OnStage = Callable[[str], None]
@@ -64,11 +63,13 @@ class CheckState:
     facts: dict[str, Any] = field(default_factory=dict)
     plots: str = ""
     error: MlciError | None = None
+    params: metrics.Comparison | None = None  # the params diff alone, when compare could not run
+    notes: list[str] = field(default_factory=list)  # warnings for the report
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    verdict: report.Verdict
+    verdict: Verdict
     markdown: str
     published: publish.Published
     state: CheckState
@@ -86,29 +87,16 @@ def _timed(state: CheckState, name: str, on_stage: OnStage) -> Iterator[None]:
 
 def run_facts(root: Path, settings: Settings) -> dict[str, Any]:
     """Training facts the pipeline wrote (mlci's trainer or helpers), when present."""
-    from mlci.training.base import train_params
+    from mlci.training.facts import load
 
-    try:
-        facts_path = root / train_params(root, settings.params_file).facts_path
-    except ConfigError:
-        facts_path = root / "reports/train.json"
-    facts = _json_file(facts_path)
-    return facts if isinstance(facts, dict) else {}
+    facts = load(root, settings)
+    return facts.to_dict() if facts is not None else {}
 
 
-def _json_file(path: Path) -> Any:
-    """A JSON file a stage wrote, or None when it is absent or not JSON (the report goes on)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError, RecursionError):
-        return None
-
-
-def verdict_of(state: CheckState) -> report.Verdict:
+def verdict_of(state: CheckState) -> Verdict:
+    """The check's verdict: an error, else invalid data, else what the comparison says."""
     if state.error is not None:
-        return report.Verdict(
-            "error", f"{state.error.title}: {state.error.one_line()}", state.error.exit_code
-        )
+        return Verdict.of_error(state.error)
     problems = []
     if state.validation is not None and not state.validation.ok:
         problems.append(f"data validation failed ({state.validation.failure_count} failing values)")
@@ -119,24 +107,15 @@ def verdict_of(state: CheckState) -> report.Verdict:
         cols = [c.column for f in state.drift.files for c in f.drifted]
         problems.append(f"data drifted ({', '.join(cols)})")
     if problems:
-        return report.Verdict("data-invalid", "; ".join(problems), EXIT_DATA_INVALID)
-    c = state.comparison
-    if c is None:
-        return report.Verdict("error", "no comparison was made", 1)
-    if c.failed:
-        names = ", ".join(m.name for m in c.failed)
-        return report.Verdict(
-            "failed", f"{len(c.failed)} gate(s) failed: {names}", EXIT_GATE_FAILED
-        )
-    if not c.gated:
-        return report.Verdict("passed", "no gates are configured; metrics reported only")
-    extra = "" if c.has_baseline else " (no baseline on base)"
-    return report.Verdict("passed", f"all {len(c.gated)} gates passed{extra}")
+        return Verdict(Outcome.DATA_INVALID, "; ".join(problems))
+    if state.comparison is None:
+        return Verdict(Outcome.ERROR, "no comparison was made")
+    return outcome.of_comparison(state.comparison)
 
 
 def render(
     root: Path, settings: Settings, state: CheckState, head_sha: str | None
-) -> tuple[report.Verdict, str]:
+) -> tuple[Verdict, str]:
     verdict = verdict_of(state)
     inp = report.ReportInput(
         name=settings.report_name,
@@ -150,6 +129,9 @@ def render(
         timings=state.timings,
         head_sha=head_sha,
         plots=state.plots,
+        notes=state.notes,
+        error=state.error,
+        params_only=state.params,
     )
     return verdict, report.render(inp, marker=publish.marker(settings.report_name))
 
@@ -164,6 +146,7 @@ def pr_check(
     reproduce: bool = True,
     post: bool = True,
     on_stage: OnStage = lambda _: None,
+    on_wait: Callable[[str], None] | None = None,
     save: Path | None = None,
 ) -> CheckResult:
     """The whole PR check. Whatever fails, the report is rendered, written and published; the
@@ -173,36 +156,54 @@ def pr_check(
     work tree as it is.
     """
     state = CheckState()
+    recorded: dict[str, Any] = {}  # training and lineage facts, once reproduced
     repo: Any = None  # one DVC Repo for pull and repro: its index is built once
+    against: baseline.Base | None = None
+    publisher = publish.Publisher(settings, ctx, on_wait)  # GitHub, built once for the run
     try:
         ctx = trust.guard(settings, ctx)
         data.read_pipeline(root)
+        data.state_dir(root)
         repo = data.open_repo(root) if pull or reproduce else None
         if pull:
             with _timed(state, "pull", on_stage):
-                state.pulled = data.pull(root, settings.dvc_remote, repo=repo)
+                try:
+                    state.pulled = data.pull(root, settings.dvc_remote, repo=repo)
+                except DvcRemoteError as exc:  # fails the check; data checks still run
+                    state.error = exc
+        against = baseline.resolve(root, settings, baseline.requested(settings, ctx, base))
+        if reproduce and degrade.rebuild_before_validating(state.pulled, settings.validate):
+            with _timed(state, "reproduce", on_stage):
+                data.reproduce(root, repo=repo)  # the remote lacked validated data: rebuild it
+            reproduce = False
         with _timed(state, "validate", on_stage):
-            against = baseline.resolve(root, settings, baseline.requested(settings, ctx, base))
             state.validation, state.drift, state.pii = datachecks.check_data(
                 root, settings, against.sha
             )
-        if verdict_of(state).status != "data-invalid":
+        if state.error is None and verdict_of(state).outcome is not Outcome.DATA_INVALID:
             if reproduce:
                 with _timed(state, "reproduce", on_stage):
-                    data.reproduce(root, repo=repo)
+                    repro = data.reproduce_cached(root, repo=repo)
+                    # lineage from the dvc.lock this run produced; train once per change
+                    recorded = trainings.record(
+                        root, settings, ctx, repro, sha=_head_sha(root, ctx), repo=repo
+                    ).facts()
             with _timed(state, "compare", on_stage):
                 state.comparison = compare.compare_with_base(root, settings, against)
             if against.sha is not None:
                 with _timed(state, "plots", on_stage):
-                    state.plots = plots_section(root, settings, ctx, against.sha, save)
+                    state.plots = plots_section(root, settings, ctx, against.sha, save, publisher)
     except MlciError as exc:
-        state.error = exc
+        state.error = state.error or exc
     finally:
         if repo is not None:
             repo.close()
     if signals.received() is not None:  # whatever a library made of the signal, it was one
         state.error = signals.interrupted()
-    state.facts = run_facts(root, settings)
+    if state.comparison is None:  # what can still be shown: the params diff
+        state.params = degrade.params_only(root, settings, against)
+    state.comparison, state.notes = degrade.explain_baseline(root, state.comparison)
+    state.facts = {**run_facts(root, settings), **recorded}
     head = _head_sha(root, ctx)
     with _timed(state, "report", on_stage):
         verdict, markdown = render(root, settings, state, head)
@@ -211,14 +212,19 @@ def pr_check(
             publish.save_artifact(save, settings, ctx, markdown, verdict)
         if post:
             notes = annotations_of(root, state) if settings.check_run else ()
-            published = publish.publish(settings, ctx, markdown, verdict, notes)
+            published = publish.publish(settings, ctx, markdown, verdict, notes, publisher)
         else:
             published = publish.Published(publish.write_report(settings, markdown, verdict))
     return CheckResult(verdict, markdown, published, state)
 
 
 def plots_section(
-    root: Path, settings: Settings, ctx: CIContext, base_sha: str, save: Path | None
+    root: Path,
+    settings: Settings,
+    ctx: CIContext,
+    base_sha: str,
+    save: Path | None,
+    publisher: publish.Publisher,
 ) -> str:
     """Every declared plot, base against PR, rendered for the report. Images go to the
     repository's images branch where the token may write it, else into the saved report
@@ -231,7 +237,7 @@ def plots_section(
     except Exception as exc:  # DVC's plots machinery on a project it cannot read
         reason = exc.message if isinstance(exc, MlciError) else f"{type(exc).__name__}: {exc}"
         return f"### Plots\n\n> [!WARNING]\n> The plots could not be read: {inert(reason, 300)}\n"
-    client = None if ctx.from_fork else publish.client_for(settings, ctx)
+    client = None if ctx.from_fork else publisher.client
     if client is None and save is None:
         note = "there is no GitHub token to publish them with and no `--save` directory"
         return plot_render.section(found, _no_images(note), settings.plots, {}, ())
@@ -327,10 +333,8 @@ def raise_for(result: CheckResult) -> None:
     """Turn a finished check's verdict into its exit, after everything was published."""
     if result.state.error is not None:
         raise result.state.error
-    v = result.verdict
-    if v.status == "data-invalid":
-        raise DataInvalid(v.summary, fix="see the report's data validation section")
-    if v.status == "failed":
-        raise GateFailed(v.summary, fix="see the report's failed gates")
+    failure = result.verdict.error()
+    if failure is not None:
+        raise failure
     if result.published.error is not None:
         raise result.published.error

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlci import data, git, metrics, publish, report
+from mlci import data, git, metrics, outcome, publish, report
 from mlci.ci import CIContext
 from mlci.config import Settings
 from mlci.errors import ConfigError, GateFailed
@@ -63,34 +63,26 @@ def promote(
     ``on_step`` hears each completed step of the registry work (``registry.FOUND_RUN``, then
     those of ``registry.promote``); nothing listens in production.
     """
-    from mlci import registry
+    from mlci import modelfile, registry, trainings
 
     branch = git.branch(root)
     refusal = off_promote_branch(root, settings, ctx)
     if refusal is not None and not force:
         raise refusal
+    model = modelfile.require(root, settings)  # nothing to register: said before any training
     sha = ctx.sha or git.head_sha(root)
     uri = settings.tracking_uri
+    on_stage("restore (dvc repro --pull: the run-cache first, training only new inputs)")
+    repro = data.reproduce_cached(root)
     on_stage("find run")
-    run = registry.find_run(uri, settings.experiment, sha)
-    if run is None:
-        # Outputs may be up to date from another commit's training; a champion must come
-        # from this commit, so train it again here.
-        on_stage("reproduce (no run for this commit yet: dvc repro --force)")
-        data.reproduce(root, force=True)
-        run = registry.find_run(uri, settings.experiment, sha)
-    if run is None:
-        raise ConfigError(
-            f"no MLflow run trained commit {sha[:12]}, even after `dvc repro --force`",
-            fix="make the pipeline's training stage log its run (`mlci train` does, "
-            "or use mlci's tracking helpers in your own script)",
-        )
+    found = trainings.for_promotion(root, settings, ctx, model, repro, sha)
+    run, training = found.run, found.training
     if on_step is not None:
         on_step(registry.FOUND_RUN)
     on_stage("gate against champion")
     champion = registry.alias_version(uri, settings.model_name, registry.CHAMPION)
     base = registry.run_metrics(uri, champion.run_id) if champion is not None else None
-    head = dict(run.data.metrics)
+    head = dict(run.data.metrics) or trainings.file_metrics(root, training.lineage)
     comparison = metrics.compare(
         base,
         head,
@@ -103,10 +95,11 @@ def promote(
         run.info.run_id,
         comparison,
         None if champion is None else str(champion.version),
+        training=training.sentence(),
     )
     if comparison.failed:
         names = ", ".join(m.message for m in comparison.failed)
-        refused = GateFailed(
+        refused = outcome.gate_failed(
             f"not promoted: the model does not hold up against the champion: {names}",
             fix="the champion stays; improve the model or relax the gate",
         )
@@ -127,6 +120,8 @@ def promote(
         "commit_time": git.commit_time(root, sha),
     }
     tags.update({f"metric.{k}": v for k, v in head.items()})
+    tags.update(training.lineage.tags())
+    tags["training"] = training.sentence()
     p = registry.promote(uri, settings.model_name, run.info.run_id, sha, tags, on_step)
     facts = dataclasses.replace(
         facts, version=p.version, created=p.created, champion=p.champion, previous=p.previous

@@ -80,6 +80,58 @@ def find_run(uri: str, experiment: str, git_sha: str) -> Any | None:
     return runs[0] if runs else None
 
 
+def find_run_by_key(uri: str, experiment: str, key: str) -> Any | None:
+    """The newest finished, trusted run of a training with these inputs (its ``dvc.lock``
+    key), whatever commit it ran on; None when no job shared one with this store."""
+    client = _client(uri)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        runs = client.search_runs(
+            [exp.experiment_id],
+            f"tags.`{TAG_PREFIX}training_key` = '{key}' and tags.`{TAG_PREFIX}trusted` = 'true'"
+            " and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    except Exception as exc:
+        raise unreachable(uri, exc) from None
+    return runs[0] if runs else None
+
+
+def get_run(uri: str, run_id: str) -> Any | None:
+    """The run, or None when it is not in this store (it was tracked by another job's)."""
+    from mlci.training.tracking import missing
+
+    client = _client(uri)
+    try:
+        return client.get_run(run_id)
+    except Exception as exc:
+        if missing(exc):
+            return None
+        raise unreachable(uri, exc) from None
+
+
+def has_model(uri: str, run: Any) -> bool:
+    """Whether the run holds a model at ``model`` (an MLflow 3 logged model or artifacts)."""
+    import mlflow
+
+    _client(uri)
+    try:
+        found = mlflow.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run.info.run_id}' AND name = 'model'",
+            output_format="list",
+        )
+        if found:
+            return True
+        files = mlflow.artifacts.list_artifacts(run_id=run.info.run_id, artifact_path="model")
+    except Exception as exc:
+        raise unreachable(uri, exc) from None
+    return any(PurePosixPath(f.path).name == "MLmodel" for f in files)
+
+
 def alias_version(uri: str, name: str, alias: str) -> Any | None:
     from mlflow.exceptions import MlflowException
 

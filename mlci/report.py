@@ -16,15 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlci.data import PullResult
+from mlci.directions import gates_yaml, is_counter, suggest_gates
 from mlci.drift import DriftReport
+from mlci.errors import MlciError, StageFailed
 from mlci.limits import COMMENT_LIMIT
 from mlci.markdown import code, fit, inert
 from mlci.metrics import FAIL, NEW, PASS, SKIPPED, Comparison, MetricDiff
+from mlci.outcome import Outcome, Verdict
 from mlci.privacy import PiiReport
 from mlci.validation import ValidationReport
 
+__all__ = ["Outcome", "ReportInput", "Verdict", "render"]  # the verdict lives in mlci.outcome
+
 MARKER_PREFIX = "<!-- mlci-report:"
-ICONS = {"passed": "✅", "failed": "❌", "data-invalid": "🛑", "error": "⚠️"}
 
 
 def marker_for(report_name: str) -> str:
@@ -32,17 +36,6 @@ def marker_for(report_name: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._/ +:@-]", "-", report_name.strip())
     name = re.sub(r"-{2,}", "-", name).strip(" -") or "default"
     return f"{MARKER_PREFIX}{name} -->"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    status: str  # passed | failed | data-invalid | error
-    summary: str
-    exit_code: int = 0
-
-    @property
-    def icon(self) -> str:
-        return ICONS.get(self.status, "•")
 
 
 @dataclass(frozen=True)
@@ -60,6 +53,8 @@ class ReportInput:
     plots: str = ""  # the rendered Plots section (see mlci.plot_render.section)
     notes: Sequence[str] = ()
     full_report_hint: str = "the job summary or the report artifact"
+    error: MlciError | None = None  # what stopped the check: shown in full, with its fix
+    params_only: Comparison | None = None  # the params diff when metrics could not be compared
 
 
 def fmt(value: Any) -> str:
@@ -135,6 +130,8 @@ def metrics_section(c: Comparison) -> str:
     for note in c.notices:
         lines.append(f"> [!NOTE]\n> {inert(note, 500)}\n")
     main = [m for m in c.metrics if not m.name.startswith("slices.")]
+    idle = [m.name for m in main if m.gate is None and is_counter(m.name) and not _changed(m)]
+    main = [m for m in main if m.name not in idle]
     if not main:
         lines.append("_No metrics found: declare them under `metrics:` in dvc.yaml._\n")
         return "\n".join(lines)
@@ -156,7 +153,26 @@ def metrics_section(c: Comparison) -> str:
             f"| {code(m.name, cell=True)} | {fmt(m.base)} | {fmt(m.head)} | {_signed(m.change)} "
             f"| {_signed(m.rel_change, pct=True)} | {_arrow(m)} | {_gate(m)} |"
         )
+    if idle:
+        shown = ", ".join(code(n) for n in idle[:10])
+        lines.append(f"\n<sub>Unchanged counters not shown: {shown}.</sub>")
+    if not c.gated:
+        lines.append(_suggested_gates(main))
     return "\n".join(lines) + "\n"
+
+
+def _suggested_gates(rows: Sequence[MetricDiff]) -> str:
+    """A ready-to-paste ``gates:`` block from the metrics whose names say their direction
+    (plain names only: see ``directions.gates_yaml``)."""
+    found = suggest_gates(m.name for m in rows)
+    if not found:
+        return ""
+    block = "\n".join(["mlci:", *gates_yaml(found)])
+    return (
+        "\n<details><summary>Gates to paste into params.yaml (directions read from the metric "
+        "names; add <code>abs_tol</code> / <code>rel_tol</code> for noise)</summary>\n\n"
+        f"```yaml\n{block}\n```\n\n</details>"
+    )
 
 
 def params_section(c: Comparison) -> str:
@@ -283,18 +299,28 @@ def facts_section(inp: ReportInput) -> str:
     f = inp.facts
     rows = ["<details><summary>Run facts</summary>\n", "| | |", "|---|---|"]
     duration = f.get("duration_s")
-    run_id = f.get("mlflow_run_id")
+    found = f.get("training")
+    training: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    # A reused training's facts name a run in the job that trained it, not in this one.
+    run_id = training.get("run_id") or (None if training else f.get("mlflow_run_id"))
     items: list[tuple[str, str | None]] = [
         ("backend", _inert_or_none(f.get("backend"))),
         ("device", _inert_or_none(f.get("device"))),
-        ("GPU", inert(_gpu_text(f.get("gpu")))),
+        ("GPU", inert(_gpu_text(f["gpu"])) if "gpu" in f else None),  # mlci's trainer only
         ("training time", f"{duration:.1f}s" if _number(duration) else None),
         ("MLflow run", None if run_id is None else code(run_id, cell=True)),
-        ("MLflow", _inert_or_none(f.get("mlflow_tracking_uri"))),
+        ("MLflow", None if run_id is None else _inert_or_none(f.get("mlflow_tracking_uri"))),
     ]
+    if training:
+        items.insert(0, ("training", inert(training.get("summary"), 300)))
+        items += [("note", inert(n, 300)) for n in training.get("notes") or []]
     if inp.pulled is not None:
         remote = f"{inert(inp.pulled.remote)} ({inp.pulled.files} files fetched)"
         items.append(("DVC remote", remote))
+    lineage = f.get("lineage") if isinstance(f.get("lineage"), Mapping) else None
+    if lineage is not None:
+        items += _lineage_rows(lineage)
+    elif inp.pulled is not None:
         items += [
             (f"data {code(v.path, cell=True)}", code(v.md5[:12], cell=True))
             for v in inp.pulled.versions[:20]
@@ -304,8 +330,60 @@ def facts_section(inp: ReportInput) -> str:
     return "\n".join(rows) + "\n\n</details>\n"
 
 
+LINEAGE_GROUPS = (("data", "data"), ("models", "model"), ("metrics", "metrics"), ("plots", "plot"))
+
+
+def _lineage_rows(lineage: Mapping[str, Any], limit: int = 30) -> list[tuple[str, str | None]]:
+    """The ``dvc.lock`` hashes after the run, by kind; the training's key."""
+    rows: list[tuple[str, str | None]] = []
+    for group, label in LINEAGE_GROUPS:
+        files = lineage.get(group)
+        if isinstance(files, Mapping):
+            rows += [
+                (f"{label} {code(p, cell=True)}", code(str(h)[:12], cell=True))
+                for p, h in list(files.items())[:limit]
+            ]
+    key = lineage.get("key")
+    if key:
+        stage = inert(lineage.get("stage") or "?")
+        rows.append((f"training inputs (stage {stage})", code(str(key)[:12], cell=True)))
+    return rows
+
+
 def _inert_or_none(value: Any) -> str | None:
     return None if value is None else inert(value)
+
+
+def failure_section(err: MlciError) -> str:
+    """What stopped the check and its fix, never shortened (the verdict line may be); for a
+    failed pipeline stage also its command, exit status and the end of its stderr, folded."""
+    out = ["### What failed\n", f"{inert(err.message, None)}\n"]
+    if err.fix:
+        out.append(f"**Fix:** {inert(err.fix, None)}\n")
+    if isinstance(err, StageFailed):
+        tail = list(err.stderr_tail)
+        what = f"last {len(tail)} lines of its stderr" if tail else "it wrote nothing to stderr"
+        out.append(
+            f"<details><summary>Stage <code>{inert(err.stage)}</code>: command, exit status, "
+            f"{what}</summary>\n"
+        )
+        out.append(f"- command: {code(err.command, None)}")
+        out.append(f"- exit status: {err.returncode}\n")
+        if tail:
+            out.append("<pre>" + "\n".join(inert(line, 300) for line in tail) + "</pre>")
+        out.append("\n</details>\n")
+    return "\n".join(out)
+
+
+def rebuilt_notice(pulled: PullResult) -> str:
+    """The outputs the DVC remote lacked, which ``dvc repro`` rebuilt, and the fix."""
+    paths = ", ".join(code(p) for p in pulled.missing[:20])
+    more = f" and {len(pulled.missing) - 20} more" if len(pulled.missing) > 20 else ""
+    return (
+        f"> [!WARNING]\n> The DVC remote {code(pulled.remote)} lacks {len(pulled.missing)} "
+        f"output(s): {paths}{more}. They were rebuilt here by `dvc repro`. Fix: run "
+        "`dvc push` where they were produced (`dvc status -c` lists what the remote lacks).\n"
+    )
 
 
 def render(inp: ReportInput, marker: str = "", limit: int | None = None) -> str:
@@ -313,6 +391,12 @@ def render(inp: ReportInput, marker: str = "", limit: int | None = None) -> str:
     with a pointer to ``inp.full_report_hint``."""
     head = (marker + "\n" if marker else "") + heading(inp)
     sections: list[str] = []
+    if inp.error is not None and (
+        isinstance(inp.error, StageFailed) or len(inp.verdict.summary) > 500  # heading cuts
+    ):
+        sections.append(failure_section(inp.error))
+    if inp.pulled is not None and inp.pulled.missing:
+        sections.append(rebuilt_notice(inp.pulled))
     sections += [f"> [!WARNING]\n> {inert(n, 500)}\n" for n in inp.notes]
     if inp.comparison is not None:
         sections.append(metrics_section(inp.comparison))
@@ -325,6 +409,8 @@ def render(inp: ReportInput, marker: str = "", limit: int | None = None) -> str:
     if inp.comparison is not None:
         sections.append(params_section(inp.comparison))
         sections.append(slices_section(inp.comparison))
+    elif inp.params_only is not None:
+        sections.append(params_section(inp.params_only))
     sections.append(inp.plots)
     sections.append(facts_section(inp))
     sections.append("<sub>Generated by mlci.</sub>\n")
@@ -349,6 +435,7 @@ class PromotionFacts:
     champion: str | None = None
     previous: str | None = None
     refused: bool = False
+    training: str | None = None  # "training reused: run X from PR #n (same inputs)", ...
 
 
 def promotion_note(
@@ -379,6 +466,8 @@ def promotion_note(
         rows.append(("previous", f"v{inert(f.previous)}" if f.previous else "none"))
     rows = [("model", code(f.model, cell=True)), *rows, ("commit", code(f.git_sha, cell=True))]
     rows += [("MLflow run", code(f.run_id, cell=True))]
+    if f.training:
+        rows += [("training", inert(f.training, 300))]
     head = (
         marker + "\n" if marker else ""
     ) + f"## {icon} {inert(report_name)} promotion: {status}\n\n"

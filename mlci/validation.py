@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlci.errors import ConfigError
+from mlci.errors import ConfigError, MlciError
 
 MAX_SAMPLES = 5
 # The "column" of a failure about the whole file: it could not be read as a table.
@@ -122,12 +122,36 @@ def load_schema(root: Path, spec: str) -> Any:
             fix="use e.g. schemas/train.yaml or my_pkg.schemas:train",
         )
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        return getattr(_import_here(root, module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(
             f"cannot load schema {spec}: {exc}",
-            fix="check the module is importable from the repo root",
+            fix=f"put the module in the project ({root}) or the repository's top level, or "
+            "install it; the attribute must be a pandera DataFrameSchema",
         ) from None
+
+
+def _import_here(root: Path, module_name: str) -> Any:
+    """Import ``module_name`` as ``python`` would in the project directory and at the
+    repository's top level (a module kept in the repository needs no ``PYTHONPATH=.``),
+    else from the installed packages."""
+    import sys
+
+    from mlci import git
+
+    places = [str(root.resolve())]
+    try:
+        top = str(git.toplevel(root).resolve())
+    except MlciError:
+        top = places[0]
+    places += [top] if top != places[0] else []
+    saved = list(sys.path)
+    sys.path[:0] = [p for p in places if p not in sys.path]
+    importlib.invalidate_caches()
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path[:] = saved
 
 
 def read_table(path: Path, name: str | None = None) -> Any:

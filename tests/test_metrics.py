@@ -103,3 +103,81 @@ def test_merge_prefixes_only_collisions() -> None:
         "y": 2,
         "b.json:x": 3,
     }
+
+
+@pytest.mark.parametrize(
+    "name, direction",
+    [
+        ("loss", "lower"),
+        ("val_loss", "lower"),
+        ("valLoss", "lower"),
+        ("eval/log_loss", "lower"),
+        ("test.rmse", "lower"),
+        ("mean_absolute_error", "lower"),
+        ("perplexity", "lower"),
+        ("wer", "lower"),
+        ("test/accuracy", "higher"),
+        ("eval.f1_macro", "higher"),
+        ("roc_auc.test", "higher"),
+        ("avg_prec", "higher"),
+        ("Dice", "higher"),
+        ("val/iou", "higher"),
+        ("mAP50-95", "higher"),
+        ("r2", "higher"),
+        ("bleu", "higher"),
+        ("precision@5", "higher"),
+        ("eval/summary.json:acc", "higher"),  # the file part of a shared key is not read
+        ("step", None),
+        ("train/epoch", None),
+        ("timestamp", None),
+        ("lr", None),
+        ("n", None),
+        ("duration_s", None),
+        ("auc_loss", None),  # the tokens disagree: unclassified, so neutral
+    ],
+)
+def test_direction_from_the_name(name: str, direction: str | None) -> None:
+    from mlci.directions import direction_of
+
+    assert direction_of(name) == direction
+
+
+def test_tokens_and_counters() -> None:
+    from mlci.directions import is_counter, tokens
+
+    assert tokens("eval.f1_macro") == ["eval", "f1", "macro"]
+    assert tokens("test/accuracy") == ["test", "accuracy"]
+    assert tokens("trainLossEMA") == ["train", "loss", "ema"]
+    assert is_counter("step") and is_counter("train/global_step") and is_counter("epoch")
+    assert not is_counter("step_loss") and not is_counter("accuracy")
+
+
+def test_ungated_metrics_get_the_direction_their_name_says() -> None:
+    c = compare(
+        {"dice": 0.81, "loss": 0.04, "lr": 0.1, "acc": 0.9},
+        {"dice": 0.68, "loss": 0.30, "lr": 0.2, "acc": 0.8},
+        [Gate("acc", "lower")],  # an explicit gate wins over the name
+    )
+    by = {m.name: m for m in c.metrics}
+    assert by["dice"].better is False and by["dice"].status == "info"
+    assert by["loss"].better is False and by["loss"].direction == "lower"
+    assert by["lr"].better is None and by["lr"].direction is None
+    assert by["acc"].direction == "lower" and by["acc"].better is True
+    assert c.passed  # inferred directions never fail a check
+    assert [m.name for m in c.worsened] == ["dice", "loss"]
+    assert [m.name for m in c.directed] == ["dice", "loss"]
+
+
+def test_suggested_gates_block() -> None:
+    from mlci.directions import gates_yaml, suggest_gates
+
+    found = suggest_gates(["val_loss", "step", "dice", "slices.sex.1.accuracy", "a.json:acc"])
+    assert found == {"val_loss": "lower", "dice": "higher", "a.json:acc": "higher"}
+    assert gates_yaml(found) == [
+        "  gates:",
+        "    val_loss: lower",
+        "    dice: higher",
+        '    "a.json:acc": higher',
+    ]
+    # a name that is not plain never reaches the block
+    assert gates_yaml({"acc`\n```": "higher"}) == ["  gates:"]

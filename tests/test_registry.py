@@ -38,6 +38,15 @@ def test_promote_rollback_and_lineage(workspace: Workspace) -> None:
     assert v1.tags["mlci.git_sha"] == main_sha
     assert v1.tags["mlci.data.data/diabetes.csv"]
     assert float(v1.tags["mlci.metric.accuracy"]) > 0.5
+    # the commit's outputs are up to date: promotion retrains nothing, and the lineage comes
+    # from its dvc.lock, split by kind, with the training's key
+    assert "dvc repro --force" not in proc.stdout
+    lock = (p / "dvc.lock").read_text()
+    assert v1.tags["mlci.lineage.models.models/model.pkl"] in lock
+    assert v1.tags["mlci.lineage.data.data/diabetes.csv"] in lock
+    assert "mlci.lineage.metrics.metrics.json" in v1.tags
+    assert "mlci.lineage.plots.plots/roc.json" in v1.tags
+    assert v1.tags["mlci.training_stage"] == "train" and v1.tags["mlci.training_key"]
 
     again = workspace.mlci(p, "promote")
     assert again.returncode == 0

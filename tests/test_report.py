@@ -72,3 +72,52 @@ def test_huge_report_is_cut_under_the_limit_with_pointer() -> None:
     # both big tables keep rows, and say how many they left out
     assert "| `metric_00000` |" in md and "| `group.0.accuracy` |" in md
     assert md.count("more in the full report") == 2
+
+
+def _ungated() -> ReportInput:
+    from mlci import outcome
+
+    c = compare(
+        {"val/dice": 0.81, "val_loss": 0.04, "step": 9, "lr_scale": 1.0},
+        {"val/dice": 0.68, "val_loss": 0.30, "step": 9, "lr_scale": 2.0},
+        [],
+        base_rev="main",
+    )
+    return _inp(comparison=c, verdict=outcome.of_comparison(c))
+
+
+def test_no_gates_is_a_neutral_verdict_with_coloured_arrows() -> None:
+    md = render(_ungated(), marker="<!-- mlci-report:mlci -->")
+    lines = md.splitlines()
+    assert lines[1] == "## ⚪ mlci: reported"
+    assert "✅" not in lines[1] and "passed" not in md.split("### Metrics")[0]
+    assert "**reported, not judged: no gates are configured; 2 of 2 metrics" in md
+    # arrows coloured by the direction the name says; an unknown name stays uncoloured
+    assert "| `val/dice` | 0.8100 | 0.6800 | -0.1300 | -16.05% | 🔴 ↓ |  |" in md
+    assert "| `val_loss` | 0.0400 | 0.3000 | +0.2600 | +650.00% | 🔴 ↑ |  |" in md
+    assert "| `lr_scale` | 1.0000 | 2.0000 | +1.0000 | +100.00% | ↑ |  |" in md
+
+
+def test_constant_counters_are_hidden_and_gates_are_suggested() -> None:
+    md = render(_ungated())
+    assert "| `step` |" not in md
+    assert "Unchanged counters not shown: `step`." in md
+    block = md.split("```yaml\n")[1].split("\n```")[0]
+    assert block == "mlci:\n  gates:\n    val/dice: higher\n    val_loss: lower"
+    import yaml
+
+    from mlci.gates import parse_gate  # the block is valid settings
+
+    gates = yaml.safe_load(block)["mlci"]["gates"]
+    parsed = [parse_gate(m, g, "params.yaml:mlci") for m, g in gates.items()]
+    assert [(g.metric, g.direction) for g in parsed] == [
+        ("val/dice", "higher"),
+        ("val_loss", "lower"),
+    ]
+
+
+def test_with_gates_nothing_is_suggested_and_a_changed_counter_is_shown() -> None:
+    c = compare({"acc": 0.9, "epoch": 10}, {"acc": 0.91, "epoch": 20}, [Gate("acc")])
+    md = render(_inp(comparison=c))
+    assert "```yaml" not in md
+    assert "| `epoch` | 10 | 20 |" in md

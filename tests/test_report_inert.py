@@ -15,15 +15,17 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from mlci.artifact import load_artifact
 from mlci.ci import CIContext
-from mlci.config import Gate, Settings
+from mlci.config import Settings
 from mlci.data import DataVersion, PullResult
 from mlci.drift import ColumnDrift, DriftReport, FileDrift
+from mlci.gates import Gate
 from mlci.github import CHECK_TEXT_LIMIT, SUMMARY_LIMIT
 from mlci.markdown import code, fit, flat, inert
 from mlci.metrics import compare
 from mlci.privacy import Finding, PiiReport
-from mlci.publish import load_artifact, publish, save_artifact
+from mlci.publish import publish, save_artifact
 from mlci.report import (
     COMMENT_LIMIT,
     MARKER_PREFIX,

@@ -1,7 +1,8 @@
-"""Training backends behind one small protocol, and the code that runs and tracks them."""
+"""Training backends behind one small protocol and one table, and the code that runs and
+tracks them. Importing this package imports no backend (scikit-learn, torch) and no MLflow."""
 
 from __future__ import annotations
 
-from mlci.training.base import Trainer, get_trainer
+from mlci.training.backends import BACKENDS, Trainer, get_trainer
 
-__all__ = ["Trainer", "get_trainer"]
+__all__ = ["BACKENDS", "Trainer", "get_trainer"]

@@ -117,3 +117,61 @@ def probe() -> dict[str, Any]:
     """What NVML sees right now (for ``mlci doctor``)."""
     sampler = GpuSampler().start()
     return sampler.stop()
+
+
+@dataclass(frozen=True)
+class GpuFacts:
+    """What the sampler found, as the facts file, the MLflow run and the report carry it."""
+
+    available: bool = False
+    reason: str | None = None
+    gpus: tuple[dict[str, Any], ...] = ()
+    samples: int = 0
+    util_mean: float | None = None
+    util_peak: float | None = None
+    mem_peak_mb: float | None = None
+    energy_wh: float | None = None
+    gpu_hours: float | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> GpuFacts:
+        if not isinstance(raw, dict):
+            return cls(reason="not recorded")
+        if not raw.get("available"):
+            return cls(reason=str(raw.get("reason") or "not recorded"))
+        gpus = tuple(g for g in raw.get("gpus") or () if isinstance(g, dict))
+        samples = raw.get("samples")
+        return cls(
+            True,
+            None,
+            gpus,
+            samples if isinstance(samples, int) else 0,
+            _num(raw.get("util_mean")),
+            _num(raw.get("util_peak")),
+            _num(raw.get("mem_peak_mb")),
+            _num(raw.get("energy_wh")),
+            _num(raw.get("gpu_hours")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.available:
+            return {"available": False, "reason": self.reason}
+        return {
+            "available": True,
+            "gpus": list(self.gpus),
+            "samples": self.samples,
+            "util_mean": self.util_mean,
+            "util_peak": self.util_peak,
+            "mem_peak_mb": self.mem_peak_mb,
+            "energy_wh": self.energy_wh,
+            "gpu_hours": self.gpu_hours,
+        }
+
+    def name(self) -> str:
+        """The first GPU's name, or why there is none (the MLflow tag ``mlci.gpu``)."""
+        return str(self.gpus[0].get("name")) if self.available and self.gpus else str(self.reason)
+
+
+def _num(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if ok else None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
 import platform
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +24,12 @@ from mlci.data import file_md5
 from mlci.errors import ConfigError, MlciError
 from mlci.metrics import flatten
 from mlci.training import tracking
-from mlci.training.base import Trainer, TrainParams, eval_params, get_trainer, train_params
-from mlci.training.gpu import GpuSampler
+from mlci.training import worker as recorder
+from mlci.training.backends import Trainer, backend, get_trainer
+from mlci.training.base import TrainParams, eval_params, train_params
+from mlci.training.facts import TrainingFacts, facts_path
+from mlci.training.facts import load as load_facts
+from mlci.training.gpu import GpuFacts, GpuSampler
 
 # The plot files ``evaluate`` writes into ``evaluate.plots_dir``, by task.
 PLOT_FILES = ("confusion.json", "roc.json", "pr.json", "residuals.json")
@@ -109,13 +115,6 @@ def project_importable(root: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
-def model_name(params: TrainParams) -> str:
-    """The estimator or torch module that was trained, for the facts and the MLflow run."""
-    if params.backend == "sklearn":
-        return params.estimator
-    return str(params.torch.get("module") or "mlci.training.torch.TabularMLP")
-
-
 def environment() -> dict[str, str]:
     """The fingerprint that makes a result reproducible: Python and key package versions."""
     env = {"python": platform.python_version(), "platform": platform.platform()}
@@ -137,16 +136,43 @@ def git_facts(root: Path) -> dict[str, Any]:
 
 
 def train(root: Path, settings: Settings) -> dict[str, Any]:
-    """Train the configured backend; write the model and its facts; log an MLflow run."""
+    """Train the configured backend; write the model and its facts; record an MLflow run.
+
+    When a CPU is free, the MLflow run is recorded by a worker process that starts now and
+    imports MLflow while this one loads the data and fits; otherwise in this process after the
+    fit (see :mod:`mlci.training.worker`). Returns the facts as
+    written (:meth:`TrainingFacts.to_dict`); on a rank other than 0 under ``torchrun`` only
+    ``rank``, ``world_size`` and ``duration_s``.
+    """
     params = train_params(root, settings.params_file)
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    worker = None
+    if rank == 0:  # an unreachable tracking server fails now, not after the training
+        tracking.probe(settings.tracking_uri)
+        worker = recorder.start(settings.tracking_uri, settings.experiment, root)
+    try:
+        facts = _train(root, settings, params, worker, rank, world)
+    except BaseException:
+        if worker is not None:
+            worker.abort()
+        raise
+    _finish_distributed()
+    return facts
+
+
+def _train(
+    root: Path,
+    settings: Settings,
+    params: TrainParams,
+    worker: recorder.Worker | recorder.InProcess | None,
+    rank: int,
+    world: int,
+) -> dict[str, Any]:
     seed_everything(params.seed)
     split = load_split(root, params)
     trainer = get_trainer(params.backend)
     seed_everything(params.seed)
-    rank = int(os.environ.get("RANK", "0"))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if rank == 0:  # an unreachable tracking server fails now, not after the training
-        tracking.configure(settings.tracking_uri)
     sampler = GpuSampler() if rank == 0 else GpuSampler(reason="sampled on rank 0")
     sampler.start()
     started = time.monotonic()
@@ -154,11 +180,10 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
         with project_importable(root):
             model = trainer.fit(split.x_train, split.y_train, params)
     finally:
-        gpu = sampler.stop()
+        gpu = GpuFacts.from_dict(sampler.stop())
     duration = time.monotonic() - started
-    if rank != 0:
+    if worker is None:
         # Under torchrun only rank 0 writes the model, the facts and the MLflow run.
-        _finish_distributed()
         return {"rank": rank, "world_size": world, "duration_s": round(duration, 3)}
     bundle: dict[str, Any] = {
         "backend": params.backend,
@@ -171,36 +196,68 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
     model_path = root / params.model_path
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_bytes(pickle.dumps(bundle))
-    data = {params.data: file_md5(root / params.data)}
-    facts: dict[str, Any] = {
-        "backend": params.backend,
-        "task": params.task,
-        "estimator": model_name(params),
-        "device": trainer.device(),
-        "duration_s": round(duration, 3),
-        "world_size": world,
-        "epochs": getattr(trainer, "epochs_run", None),
-        "rows_train": len(split.x_train),
-        "rows_test": len(split.x_test),
-        "seed": params.seed,
-        "data": data,
-        "gpu": gpu,
+    facts = TrainingFacts(
+        backend=params.backend,
+        task=params.task,
+        estimator=trainer.describe(params),
+        device=trainer.device(),
+        duration_s=round(duration, 3),
+        world_size=world,
+        epochs=getattr(trainer, "epochs_run", None),
+        rows_train=len(split.x_train),
+        rows_test=len(split.x_test),
+        seed=params.seed,
+        data={params.data: file_md5(root / params.data)},
+        gpu=gpu,
+        environment=environment(),
         **git_facts(root),
-        "environment": environment(),
-    }
-    facts.update(_track(root, settings, params, trainer, model, facts))
-    facts_path = root / params.facts_path
-    facts_path.parent.mkdir(parents=True, exist_ok=True)
-    facts_path.write_text(
-        json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
     )
-    _finish_distributed()
-    return facts
+    with tempfile.TemporaryDirectory(prefix="mlci-model-") as tmp:
+        trainer.export_model(model, Path(tmp)).save(Path(tmp))
+        run = (_run_name(facts), _run_params(params, facts), _run_tags(facts))
+        ids = worker.finish(*run, Path(tmp))
+    facts = dataclasses.replace(facts, **ids)
+    facts.write(root / facts_path(root, params))
+    return facts.to_dict()
+
+
+def _run_name(facts: TrainingFacts) -> str:
+    return f"{facts.backend}-{(facts.git_sha or 'local')[:8]}"
+
+
+def _run_params(params: TrainParams, facts: TrainingFacts) -> dict[str, Any]:
+    """What the MLflow run records as params (``train.<backend>`` only for that backend)."""
+    own = backend(params.backend).section
+    section = {own: dict(getattr(params, own, None) or {})} if own else {}
+    return flatten(
+        {
+            "seed": params.seed,
+            "test_size": params.test_size,
+            "task": params.task,
+            "backend": params.backend,
+            "estimator": facts.estimator,
+            "params": dict(params.params),
+            **section,
+        }
+    )
+
+
+def _run_tags(facts: TrainingFacts) -> dict[str, Any]:
+    tags: dict[str, Any] = {
+        "git_sha": facts.git_sha,
+        "branch": facts.branch,
+        "pr": facts.pr,
+        "device": facts.device,
+        "backend": facts.backend,
+        "task": facts.task,
+    }
+    tags.update({f"data.{p}": h for p, h in facts.data.items()})
+    tags.update({f"env.{k}": v for k, v in facts.environment.items()})
+    tags["gpu"] = facts.gpu.name()
+    return tags
 
 
 def _finish_distributed() -> None:
-    import sys
-
     if "torch.distributed" not in sys.modules:
         return
     import torch.distributed as dist
@@ -208,55 +265,6 @@ def _finish_distributed() -> None:
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
-
-
-def _track(
-    root: Path,
-    settings: Settings,
-    params: TrainParams,
-    trainer: Any,
-    model: Any,
-    facts: dict[str, Any],
-) -> dict[str, Any]:
-    uri = settings.tracking_uri
-    tracking.configure(uri)
-    exp = tracking.ensure_experiment(settings.experiment, uri, root)
-    with tracking.run(exp, uri, f"{params.backend}-{(facts.get('git_sha') or 'local')[:8]}") as r:
-        tracking.log_params(
-            flatten(
-                {
-                    "seed": params.seed,
-                    "test_size": params.test_size,
-                    "task": params.task,
-                    "backend": params.backend,
-                    "estimator": facts["estimator"],
-                    "params": dict(params.params),
-                    "torch": dict(params.torch) if params.backend == "torch" else {},
-                }
-            )
-        )
-        keys = ("git_sha", "branch", "pr", "device", "backend", "task")
-        tags = {k: facts.get(k) for k in keys}
-        tags.update({f"data.{p}": h for p, h in facts["data"].items()})
-        tags.update({f"env.{k}": v for k, v in facts["environment"].items()})
-        gpu = facts["gpu"]
-        tags["gpu"] = gpu["gpus"][0]["name"] if gpu.get("available") else gpu.get("reason")
-        tracking.set_tags(tags)
-        try:
-            trainer.log_model(model, "model")
-        except Exception as exc:
-            from mlci.errors import MlflowError
-
-            raise MlflowError(
-                f"MLflow could not log the {params.backend} model: "
-                f"{str(exc).splitlines()[0][:300]}",
-                fix="run with --debug; check the artifact store is writable",
-            ) from exc
-        return {
-            "mlflow_run_id": r.info.run_id,
-            "mlflow_experiment_id": exp,
-            "mlflow_tracking_uri": tracking.public_uri(uri),
-        }
 
 
 def evaluate(root: Path, settings: Settings) -> dict[str, Any]:
@@ -337,11 +345,8 @@ def _log_metrics(
     root: Path, settings: Settings, params: TrainParams, metrics: dict[str, Any]
 ) -> None:
     """Add the metrics to the training's MLflow run, when the facts name one."""
-    facts_path = root / params.facts_path
-    if not facts_path.exists():
-        return
-    facts = json.loads(facts_path.read_text(encoding="utf-8"))
-    if facts.get("mlflow_run_id"):
+    facts = load_facts(root, settings)
+    if facts is not None and facts.mlflow_run_id:
         uri = settings.tracking_uri
         tracking.configure(uri)
         flat = {
@@ -349,7 +354,7 @@ def _log_metrics(
             for k, v in flatten(metrics).items()
             if not k.startswith("slices.")
         }
-        tracking.log_metrics(facts["mlflow_run_id"], flat, uri)
+        tracking.log_metrics(facts.mlflow_run_id, flat, uri)
 
 
 def _write_json(path: Path, data: Any) -> None:

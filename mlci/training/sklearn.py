@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 from typing import Any
 
 from mlci.errors import ConfigError
-from mlci.training.base import DEFAULT_ESTIMATORS, TrainParams
+from mlci.training.backends import ModelFiles
+from mlci.training.settings import DEFAULT_ESTIMATORS, TrainParams
 
 
 def build_estimator(path: str, params: dict[str, Any], seed: int) -> Any:
@@ -52,6 +54,9 @@ class SklearnTrainer:
     def device(self) -> str:
         return "cpu"
 
+    def describe(self, params: TrainParams) -> str:
+        return params.estimator
+
     def fit(self, x: Any, y: Any, params: TrainParams) -> Any:
         model = build_estimator(params.estimator, dict(params.params), params.seed)
         check_task(model, params)
@@ -70,6 +75,25 @@ class SklearnTrainer:
     def predict(self, model: Any, x: Any) -> Any:
         return model.predict(x)
 
+    def export_model(self, model: Any, directory: Path) -> ModelFiles:
+        """``model.pkl`` (cloudpickle) and the entries ``mlflow.sklearn.save_model`` writes."""
+        import cloudpickle
+        import sklearn
+
+        (directory / "model.pkl").write_bytes(cloudpickle.dumps(model))
+        return ModelFiles(
+            flavor="sklearn",
+            flavor_conf={
+                "pickled_model": "model.pkl",
+                "sklearn_version": sklearn.__version__,
+                "serialization_format": "cloudpickle",
+                "code": None,
+                "skops_trusted_types": None,
+            },
+            pyfunc_conf={"model_path": "model.pkl", "predict_fn": "predict"},
+            pip_requirements=(f"scikit-learn=={sklearn.__version__}",),
+        )
+
     def log_model(self, model: Any, name: str) -> None:
         import mlflow.sklearn
         import sklearn
@@ -80,3 +104,8 @@ class SklearnTrainer:
             serialization_format="cloudpickle",
             pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
         )
+
+    def load_model(self, uri: str) -> Any:
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(uri)

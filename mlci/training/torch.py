@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from mlci.errors import ConfigError
-from mlci.training.base import TorchParams, TrainParams, torch_params
+from mlci.training.backends import ModelFiles
+from mlci.training.settings import TorchParams, TrainParams, torch_params
 
 MODULE_FIX = "name an nn.Module class as package.module:Class, importable from the repository root"
 
@@ -206,6 +207,9 @@ class TorchTrainer:
     def device(self) -> str:
         return str(pick_device())
 
+    def describe(self, params: TrainParams) -> str:
+        return str(params.torch.get("module") or "mlci.training.torch.TabularMLP")
+
     def fit(self, x: Any, y: Any, params: TrainParams) -> Any:
         cfg = torch_params(params.torch)
         if cfg.deterministic:
@@ -304,6 +308,36 @@ class TorchTrainer:
         if getattr(model, "task", "classification") == "regression":
             return out.numpy()
         return np.asarray(model.classes_)[out.argmax(dim=1).numpy()]
+
+    def export_model(self, model: Any, directory: Path) -> ModelFiles:
+        """``data/model.pth`` as ``mlflow.pytorch.save_model`` writes it (its pickle module is
+        cloudpickle under another name), and that flavor's entries."""
+        import cloudpickle
+
+        pickle_module = "mlflow.pytorch.pickle_module"
+        data = directory / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        (data / "pickle_module_info.txt").write_text(pickle_module, encoding="utf-8")
+        torch.save(model, data / "model.pth", pickle_module=cloudpickle)
+        return ModelFiles(
+            flavor="pytorch",
+            flavor_conf={
+                "model_data": "data",
+                "pytorch_version": str(torch.__version__),
+                "code": None,
+            },
+            pyfunc_conf={
+                "data": "data",
+                "pickle_module_name": pickle_module,
+                "model_config": {"device": None},
+            },
+            pip_requirements=(f"torch=={torch.__version__.split('+')[0]}",),
+        )
+
+    def load_model(self, uri: str) -> Any:
+        import mlflow.pytorch
+
+        return mlflow.pytorch.load_model(uri)
 
     def log_model(self, model: Any, name: str) -> None:
         import mlflow.pytorch

@@ -155,11 +155,16 @@ def set_tags(tags: Mapping[str, Any]) -> None:
         raise unreachable(mlflow.get_tracking_uri(), exc) from None
 
 
-def log_metrics(run_id: str, metrics: Mapping[str, Any], tracking_uri: str) -> None:
-    """Add numeric metrics to an existing run (used by ``mlci evaluate``)."""
+def log_metrics(run_id: str, metrics: Mapping[str, Any], tracking_uri: str) -> bool:
+    """Add numeric metrics to an existing run (used by ``mlci evaluate``).
+
+    Returns False, logging nothing, when the run is not in this store: outputs restored from
+    another job's training (DVC's run-cache, a pull) name a run in that job's MLflow store.
+    """
     import time
 
     from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     now = int(time.time() * 1000)
@@ -170,5 +175,66 @@ def log_metrics(run_id: str, metrics: Mapping[str, Any], tracking_uri: str) -> N
     ]
     try:
         MlflowClient(tracking_uri).log_batch(run_id, metrics=batch)
+    except MlflowException as exc:
+        if missing(exc):
+            return False
+        raise unreachable(tracking_uri, exc) from None
     except Exception as exc:
         raise unreachable(tracking_uri, exc) from None
+    return True
+
+
+def missing(exc: Exception) -> bool:
+    """Whether an MLflow error says the run (or model) does not exist in this store."""
+    return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+
+
+def safe_key(key: str) -> str:
+    """A tag or param name MLflow accepts (letters, digits, ``_ - . / space``)."""
+    import re
+
+    return re.sub(r"[^\w./ -]", "_", key)[:250]
+
+
+def tag_run(run_id: str, tags: Mapping[str, Any], tracking_uri: str) -> None:
+    """Set mlci's tags on an existing run (finished or not)."""
+    from mlflow.entities import RunTag
+    from mlflow.tracking import MlflowClient
+
+    batch = [
+        RunTag(safe_key(f"{TAG_PREFIX}{k}"), str(v)[:5000])
+        for k, v in tags.items()
+        if v is not None
+    ]
+    try:
+        MlflowClient(tracking_uri).log_batch(run_id, tags=batch)
+    except Exception as exc:
+        raise unreachable(tracking_uri, exc) from None
+
+
+def record_run(
+    experiment_id: str,
+    tracking_uri: str,
+    name: str,
+    tags: Mapping[str, Any],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+) -> str:
+    """A finished run that records a training mlci did not run itself (a project's own
+    script, or outputs restored from DVC's run-cache): lineage tags, params, metrics."""
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    try:
+        run = client.create_run(experiment_id, run_name=name)
+        run_id = str(run.info.run_id)
+        batch = [Param(safe_key(k), str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(batch), 100):
+            client.log_batch(run_id, params=batch[i : i + 100])
+        client.set_terminated(run_id)
+    except Exception as exc:
+        raise unreachable(tracking_uri, exc) from None
+    tag_run(run_id, tags, tracking_uri)
+    log_metrics(run_id, {safe_key(k): v for k, v in metrics.items()}, tracking_uri)
+    return run_id
