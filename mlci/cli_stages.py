@@ -12,18 +12,25 @@ from mlci.cli import _context, _repo_root, _settings, cli, params_option
 
 
 @cli.command()
-@click.option("--remote", metavar="NAME", help="DVC remote (default: the repo's default).")
-def pull(remote: str | None) -> None:
+@click.option(
+    "--remote", "remote_name", metavar="NAME", help="DVC remote (default: the repo's default)."
+)
+def pull(remote_name: str | None) -> None:
     """Pull the pipeline's data from the DVC remote."""
-    from mlci import data
+    from mlci import remote
 
     root = _repo_root()
-    settings = _settings(root, dvc_remote=remote)
+    settings = _settings(root, dvc_remote=remote_name)
     with console.group(f"dvc pull ({settings.dvc_remote or 'default remote'})"):
-        result = data.pull(root, settings.dvc_remote)
+        result = remote.pull(root, settings.dvc_remote)
     console.info(f"pulled {result.files} files from '{result.remote}' ({result.url})")
     for v in result.versions:
         console.info(f"  {v.path}  {v.md5}")
+    if result.missing:
+        console.warn(
+            f"the DVC remote '{result.remote}' lacks {', '.join(result.missing)}: "
+            "`dvc repro` can rebuild them; run `dvc push` where they were built"
+        )
 
 
 @cli.command()

@@ -42,15 +42,12 @@ def compare_with_base(root: Path, settings: Settings, base: Base) -> metrics.Com
             f"no metrics on the PR: none of {', '.join(pipe.metrics) or 'no files'} exist",
             fix="declare metrics in dvc.yaml and run `dvc repro` (or `mlci run`)",
         )
-    params_files = pipe.params or (
-        (settings.params_file,) if (root / settings.params_file).exists() else ()
-    )
     if base.from_registry:
         base_metrics = base.metrics
     else:
         assert base.sha is not None  # a git base always resolves to a commit
         base_metrics = metrics.load_files(pipe.metrics, _at(root, base.sha, pipe))
-    base_params = _params(params_files, _at(root, base.sha, pipe)) if base.sha else {}
+    base_params, head_params = params_of(root, settings, base, pipe)
     return metrics.compare(
         base_metrics,
         head,
@@ -58,5 +55,18 @@ def compare_with_base(root: Path, settings: Settings, base: Base) -> metrics.Com
         base_rev=base.label,
         base_sha=base.sha,
         base_params=base_params,
-        head_params=_params(params_files, metrics.read_worktree(root)),
+        head_params=head_params,
     )
+
+
+def params_of(
+    root: Path, settings: Settings, base: Base, pipe: data.Pipeline | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The params the stages use (every params file of ``dvc.yaml``, else the settings' file),
+    at the base commit (empty without one) and in the work tree."""
+    pipe = pipe or data.read_pipeline(root)
+    files = pipe.params or (
+        (settings.params_file,) if (root / settings.params_file).exists() else ()
+    )
+    at_base = _params(files, _at(root, base.sha, pipe)) if base.sha else {}
+    return at_base, _params(files, metrics.read_worktree(root))

@@ -9,13 +9,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlci import data, metrics
+from mlci import data, metrics, remote
 from mlci.baseline import Base
 from mlci.config import Settings
 from mlci.errors import MlciError
 
 
-def rebuild_before_validating(pulled: data.PullResult | None, validated: Mapping[str, Any]) -> bool:
+def rebuild_before_validating(
+    pulled: remote.PullResult | None, validated: Mapping[str, Any]
+) -> bool:
     """Whether a validated data file is among the outputs the remote lacked: ``dvc repro``
     must rebuild it before it can be validated."""
     if pulled is None:
@@ -29,37 +31,13 @@ def params_only(root: Path, settings: Settings, base: Base | None) -> metrics.Co
     computed; None when there is no base commit or the params cannot be read."""
     if base is None or base.sha is None:
         return None
-    sha = base.sha
+    from mlci.compare import params_of
+
     try:
-        pipe = data.read_pipeline(root)
-        files = pipe.params or (
-            (settings.params_file,) if (root / settings.params_file).exists() else ()
-        )
-
-        def at_base(path: str) -> bytes | None:
-            return data.read_at(root, sha, path, uncached=pipe.uncached)
-
-        def here(path: str) -> bytes | None:
-            return (root / path).read_bytes() if (root / path).is_file() else None
-
-        return metrics.Comparison(
-            base.label,
-            sha,
-            (),
-            metrics.diff_params(_params(files, at_base), _params(files, here)),
-        )
+        at_base, here = params_of(root, settings, base)
     except (MlciError, OSError):
         return None
-
-
-def _params(paths: tuple[str, ...], read: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for path in dict.fromkeys(paths):
-        raw = read(path)
-        if raw is not None:
-            prefix = "" if path == "params.yaml" else f"{path}:"
-            out.update({prefix + k: v for k, v in metrics.parse(raw, path).items()})
-    return out
+    return metrics.Comparison(base.label, base.sha, (), metrics.diff_params(at_base, here))
 
 
 def explain_baseline(

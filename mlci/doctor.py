@@ -37,7 +37,7 @@ def _git(root: Path) -> list[tuple[str, str]]:
 
 
 def _dvc(root: Path) -> list[tuple[str, str]]:
-    from mlci import data
+    from mlci import data, remote
 
     rows = [("dvc.yaml", "found" if (root / "dvc.yaml").exists() else "missing")]
     try:
@@ -45,7 +45,7 @@ def _dvc(root: Path) -> list[tuple[str, str]]:
     except MlciError as exc:
         return [*rows, ("dvc", exc.message)]
     try:
-        name, url = data.remote_info(repo, None)
+        name, url = remote.remote_info(repo, None)
         rows.append(("dvc remote", f"{name} -> {url}"))
     except MlciError as exc:
         rows.append(("dvc remote", exc.one_line()))

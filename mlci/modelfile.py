@@ -167,6 +167,7 @@ def _log_object(kind: str, obj: Any) -> None:
 
 def _log_files(path: Path, run_id: str, kind: str) -> None:
     """The files as they are, with a flavour-less ``MLmodel`` unless they are an MLflow model."""
+    import mlflow
     from mlflow.models import Model
     from mlflow.tracking import MlflowClient
 
@@ -179,4 +180,4 @@ def _log_files(path: Path, run_id: str, kind: str) -> None:
             shutil.copy2(path, out / path.name)
         if kind != "mlflow":
             Model(run_id=run_id, artifact_path=ARTIFACT).save(str(out / "MLmodel"))
-        MlflowClient().log_artifacts(run_id, str(out), ARTIFACT)
+        MlflowClient(mlflow.get_tracking_uri()).log_artifacts(run_id, str(out), ARTIFACT)

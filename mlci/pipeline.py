@@ -30,6 +30,7 @@ from mlci import (
     outcome,
     privacy,
     publish,
+    remote,
     report,
     signals,
     trainings,
@@ -55,7 +56,7 @@ class CheckState:
     """What the stages found so far; the report is made from whatever is here."""
 
     timings: dict[str, float] = field(default_factory=dict)
-    pulled: data.PullResult | None = None
+    pulled: remote.PullResult | None = None
     validation: validation.ValidationReport | None = None
     comparison: metrics.Comparison | None = None
     drift: drift.DriftReport | None = None
@@ -168,7 +169,7 @@ def pr_check(
         if pull:
             with _timed(state, "pull", on_stage):
                 try:
-                    state.pulled = data.pull(root, settings.dvc_remote, repo=repo)
+                    state.pulled = remote.pull(root, settings.dvc_remote, repo=repo)
                 except DvcRemoteError as exc:  # fails the check; data checks still run
                     state.error = exc
         against = baseline.resolve(root, settings, baseline.requested(settings, ctx, base))

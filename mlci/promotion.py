@@ -48,6 +48,14 @@ def off_promote_branch(root: Path, settings: Settings, ctx: CIContext) -> Config
     )
 
 
+def _logged_run(uri: str, settings: Settings, sha: str) -> Any | None:
+    """The run that trained commit ``sha`` when it logged its model itself, else None."""
+    from mlci import registry
+
+    run = registry.find_run(uri, settings.experiment, sha)
+    return run if run is not None and registry.has_model(uri, run) else None
+
+
 def promote(
     root: Path,
     settings: Settings,
@@ -64,19 +72,26 @@ def promote(
     those of ``registry.promote``); nothing listens in production.
     """
     from mlci import modelfile, registry, trainings
+    from mlci.lineage import Lineage
 
     branch = git.branch(root)
     refusal = off_promote_branch(root, settings, ctx)
     if refusal is not None and not force:
         raise refusal
-    model = modelfile.require(root, settings)  # nothing to register: said before any training
     sha = ctx.sha or git.head_sha(root)
     uri = settings.tracking_uri
-    on_stage("restore (dvc repro --pull: the run-cache first, training only new inputs)")
-    repro = data.reproduce_cached(root)
-    on_stage("find run")
-    found = trainings.for_promotion(root, settings, ctx, model, repro, sha)
-    run, training = found.run, found.training
+    model = modelfile.find(root, settings)
+    logged = None if model is not None else _logged_run(uri, settings, sha)
+    if logged is not None:  # a run of this commit logged its own model (mlci.api, own code)
+        on_stage("find run")
+        run, training = logged, trainings.Training(Lineage(), run_id=logged.info.run_id)
+    else:
+        model = model or modelfile.require(root, settings)  # said before any training
+        on_stage("restore (dvc repro --pull: the run-cache first, training only new inputs)")
+        repro = data.reproduce_cached(root)
+        on_stage("find run")
+        found = trainings.for_promotion(root, settings, ctx, model, repro, sha)
+        run, training = found.run, found.training
     if on_step is not None:
         on_step(registry.FOUND_RUN)
     on_stage("gate against champion")

@@ -59,7 +59,7 @@ def _client(uri: str) -> Any:
     configure(uri)
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(uri)
+    return MlflowClient(uri, registry_uri=uri)
 
 
 def find_run(uri: str, experiment: str, git_sha: str) -> Any | None:

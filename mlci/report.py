@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlci.data import PullResult
 from mlci.directions import gates_yaml, is_counter, suggest_gates
 from mlci.drift import DriftReport
 from mlci.errors import MlciError, StageFailed
@@ -24,6 +23,7 @@ from mlci.markdown import code, fit, inert
 from mlci.metrics import FAIL, NEW, PASS, SKIPPED, Comparison, MetricDiff
 from mlci.outcome import Outcome, Verdict
 from mlci.privacy import PiiReport
+from mlci.remote import PullResult
 from mlci.validation import ValidationReport
 
 __all__ = ["Outcome", "ReportInput", "Verdict", "render"]  # the verdict lives in mlci.outcome

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlci import data, lineage, modelfile
+from mlci import data, lineage, modelfile, remote
 from mlci.ci import CIContext
 from mlci.config import Settings
 from mlci.errors import DvcRemoteError, MlflowError
@@ -121,7 +121,7 @@ def record(
         return Training(lin)
     trusted = may_write_remote(ctx)
     if lin.stage not in repro.ran:
-        found = data.read_record(root, lin.key, settings.dvc_remote, repo)
+        found = remote.read_record(root, lin.key, settings.dvc_remote, repo)
         if found is None and settings.tracking_uri.startswith(("http://", "https://")):
             found = _record_from_server(settings, lin.key)
         return Training(lin, reused=found)
@@ -131,7 +131,7 @@ def record(
         run_id = _track(root, settings, lin, _tags(lin, ctx, sha, trusted), sha)
     if trusted:
         try:
-            data.push_outputs(root, settings.dvc_remote, repo)
+            remote.push_outputs(root, settings.dvc_remote, repo)
             entry = {
                 "key": lin.key,
                 "stage": lin.stage,
@@ -141,7 +141,7 @@ def record(
                 "tracking_uri": _public(settings.tracking_uri),
                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
-            data.write_record(root, lin.key, entry, settings.dvc_remote, repo)
+            remote.write_record(root, lin.key, entry, settings.dvc_remote, repo)
         except DvcRemoteError as exc:
             notes.append(f"this training is not shared with later jobs: {exc.message}")
     elif ctx.from_fork or ctx.fork_unknown:
@@ -229,7 +229,7 @@ def for_promotion(
                 "git_sha": run.data.tags.get("mlci.git_sha"),
             }
         else:
-            reused = data.read_record(root, lin.key, settings.dvc_remote)
+            reused = remote.read_record(root, lin.key, settings.dvc_remote)
     if run is None and not ran:
         own = _facts_run(root, settings)
         run = registry.get_run(uri, own) if own else None

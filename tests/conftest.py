@@ -30,7 +30,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )
     mp = pytest.MonkeyPatch()
     for var in list(os.environ):
-        if var.startswith(("GITHUB_", "MLCI_", "RUNNER_")) or var in ("ACTIONS_RUNTIME_TOKEN",):
+        if var.startswith(
+            ("GITHUB_", "MLCI_", "RUNNER_", "MLFLOW_TRACKING_", "MLFLOW_REGISTRY_")
+        ) or var in ("ACTIONS_RUNTIME_TOKEN",):
             mp.delenv(var)
     mp.setenv("HOME", str(home))
     mp.setenv("XDG_CONFIG_HOME", str(home / ".config"))
@@ -52,6 +54,25 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     mp.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
     yield home
     mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def no_mlflow_uri_leaks() -> Iterator[None]:
+    """`mlflow.set_tracking_uri` / `set_registry_uri` in a test set os.environ, which every
+    later subprocess would inherit: put them back after each test."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if "mlflow" in sys.modules:  # and MLflow's own in-process globals behind them
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        registry_utils._registry_uri = None
+        tracking_utils._tracking_uri = None
 
 
 def git(cwd: Path, *args: str) -> str:

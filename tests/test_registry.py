@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def _registry(workspace: Workspace):  # type: ignore[no-untyped-def]
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(workspace.tracking_uri)
+    return MlflowClient(workspace.tracking_uri, registry_uri=workspace.tracking_uri)
 
 
 def test_promote_rollback_and_lineage(workspace: Workspace) -> None:

@@ -46,7 +46,7 @@ for _ in range(int(sys.argv[3])):
 def _client(server: MlflowServer):  # type: ignore[no-untyped-def]
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(server.url)
+    return MlflowClient(server.url, registry_uri=server.url)
 
 
 def test_eight_concurrent_promotions_leave_one_consistent_champion(
@@ -163,7 +163,8 @@ def _champion_files(server: MlflowServer, name: str, dest: Path) -> Path:
     """Download what ``champion`` points at, as a serving job would; the MLmodel must be there."""
     import mlflow
 
-    mlflow.set_tracking_uri(server.url)  # the registry too: `models:` resolves through it
+    mlflow.set_tracking_uri(server.url)
+    mlflow.set_registry_uri(server.url)  # `models:` resolves through the registry
     got = mlflow.artifacts.download_artifacts(
         artifact_uri=f"models:/{name}@champion", dst_path=str(dest), tracking_uri=server.url
     )
@@ -243,7 +244,7 @@ def test_server_death_at_each_promotion_step(
                 assert "re-run `mlci promote`" in (err.fix or "")
 
             server = start_mlflow(backend, artifacts, tmp_path / f"server-{i + 1}.log")
-            client = MlflowClient(server.url)
+            client = MlflowClient(server.url, registry_uri=server.url)
             # Every step before the last write leaves champion where it was, with its files.
             assert _alias(client, name, "champion") == "1", step
             assert _alias(client, name, "previous") == (

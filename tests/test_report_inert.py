@@ -18,7 +18,6 @@ from markdown_it.token import Token
 from mlci.artifact import load_artifact
 from mlci.ci import CIContext
 from mlci.config import Settings
-from mlci.data import DataVersion, PullResult
 from mlci.drift import ColumnDrift, DriftReport, FileDrift
 from mlci.gates import Gate
 from mlci.github import CHECK_TEXT_LIMIT, SUMMARY_LIMIT
@@ -26,6 +25,7 @@ from mlci.markdown import code, fit, flat, inert
 from mlci.metrics import compare
 from mlci.privacy import Finding, PiiReport
 from mlci.publish import publish, save_artifact
+from mlci.remote import DataVersion, PullResult
 from mlci.report import (
     COMMENT_LIMIT,
     MARKER_PREFIX,

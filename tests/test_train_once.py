@@ -27,7 +27,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _client(server: MlflowServer):  # type: ignore[no-untyped-def]
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(server.url)
+    return MlflowClient(server.url, registry_uri=server.url)
 
 
 def test_rebase_merge_finds_the_prs_run_by_key_on_a_shared_server(

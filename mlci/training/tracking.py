@@ -24,7 +24,10 @@ def configure(tracking_uri: str) -> None:
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
+    # mlci's setting decides both: an ambient MLFLOW_REGISTRY_URI must not send versions
+    # and aliases to another store than the runs they come from.
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     probe(tracking_uri)
 
 
