@@ -19,7 +19,7 @@ from pathlib import Path
 
 from common import PY, machine_facts, table, time_cmd, time_fn
 
-from mlci import plot_render
+from mlci import plot_png, plot_render
 from mlci.plots import PlotSettings, collect
 
 DVC = str(Path(PY).parent / "dvc")
@@ -79,7 +79,7 @@ def render(
 ) -> tuple[str, int]:
     """What a check does: collect, PNGs (unless off), the section; returns it and PNG bytes."""
     plotset = collect(root, base, settings, out_dir=out)
-    images, _ = plot_render.pngs(plotset, settings, cache)
+    images, _ = plot_png.pngs(plotset, settings, cache)
     return plot_render.section(plotset, None, settings, images=images), sum(
         len(i.data) for i in images
     )

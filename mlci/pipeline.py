@@ -231,7 +231,7 @@ def plots_section(
     repository's images branch where the token may write it, else into the saved report
     directory; a plot that cannot be shown is named with the reason, never dropped. A failure
     here degrades to a warning in the section: plots never decide the verdict."""
-    from mlci import plot_render, plots
+    from mlci import plot_png, plot_render, plots
 
     try:
         found = plots.collect(root, base_sha, settings.plots, out_dir=root / ".mlci" / "plots-src")
@@ -242,7 +242,7 @@ def plots_section(
     if client is None and save is None:
         note = "there is no GitHub token to publish them with and no `--save` directory"
         return plot_render.section(found, _no_images(note), settings.plots, {}, ())
-    pngs, problems = plot_render.pngs(
+    pngs, problems = plot_png.pngs(
         found, settings.plots, cache_dir=root / ".mlci" / "plot-cache"
     )
     links = _publish_images(settings, ctx, client, pngs, save)

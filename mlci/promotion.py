@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlci import data, git, metrics, outcome, publish, report
+from mlci import data, git, metrics, outcome, promotion_note, publish
 from mlci.ci import CIContext
 from mlci.config import Settings
 from mlci.errors import ConfigError, GateFailed
@@ -104,7 +104,7 @@ def promote(
         settings.gates,
         base_rev=f"{registry.CHAMPION}" + (f" v{champion.version}" if champion is not None else ""),
     )
-    facts = report.PromotionFacts(
+    facts = promotion_note.PromotionFacts(
         settings.model_name,
         sha,
         run.info.run_id,
@@ -147,13 +147,13 @@ def promote(
 def _noted(
     settings: Settings,
     ctx: CIContext,
-    facts: report.PromotionFacts,
+    facts: promotion_note.PromotionFacts,
     promotion: Any | None,
     refused: GateFailed | None,
     on_stage: OnStage,
 ) -> PromoteResult:
     on_stage("promotion note")
-    markdown = report.promotion_note(
+    markdown = promotion_note.promotion_note(
         settings.report_name, facts, marker=publish.promotion_marker(settings.report_name)
     )
     published = publish.publish_promotion(settings, ctx, facts.git_sha, markdown)

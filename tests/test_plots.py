@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from mlci import images as img_mod
-from mlci import plot_render
+from mlci import plot_png, plot_render
 from mlci.errors import ConfigError
 from mlci.github import ContentsRefused, GitHubClient
 from mlci.plots import PlotSettings, collect
@@ -249,7 +249,7 @@ def test_png_rendered_from_dvc_spec(project: tuple[Path, str], tmp_path: Path) -
     root, base = project
     settings = PlotSettings()
     plotset = collect(root, base, settings, out_dir=tmp_path)
-    pngs, problems = plot_render.pngs(plotset, settings)
+    pngs, problems = plot_png.pngs(plotset, settings)
     assert problems == {}
     by = {(p.plot_id, p.rev): p for p in pngs}
     roc = by[("ROC", "")]

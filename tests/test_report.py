@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from mlci.gates import Gate
+from mlci.limits import COMMENT_LIMIT
 from mlci.metrics import compare
-from mlci.report import COMMENT_LIMIT, ReportInput, Verdict, render
+from mlci.report import ReportInput, Verdict, render
 from mlci.validation import Failure, FileResult, ValidationReport
 
 

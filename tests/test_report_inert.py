@@ -21,19 +21,18 @@ from mlci.config import Settings
 from mlci.drift import ColumnDrift, DriftReport, FileDrift
 from mlci.gates import Gate
 from mlci.github import CHECK_TEXT_LIMIT, SUMMARY_LIMIT
+from mlci.limits import COMMENT_LIMIT
 from mlci.markdown import code, fit, flat, inert
 from mlci.metrics import compare
 from mlci.privacy import Finding, PiiReport
+from mlci.promotion_note import PromotionFacts, promotion_note
 from mlci.publish import publish, save_artifact
 from mlci.remote import DataVersion, PullResult
 from mlci.report import (
-    COMMENT_LIMIT,
     MARKER_PREFIX,
-    PromotionFacts,
     ReportInput,
     Verdict,
     marker_for,
-    promotion_note,
     render,
 )
 from mlci.validation import Failure, FileResult, ValidationReport
