@@ -16,7 +16,7 @@ import copy
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from mlci.config import load_yaml
+from mlci.data import _entries
 from mlci.errors import ConfigError
 
 GROUPS = ("data", "models", "metrics", "plots", "code")
@@ -101,15 +102,6 @@ class Lineage:
 def _within(path: str, out: str) -> bool:
     p, o = PurePosixPath(os.path.normpath(path)), PurePosixPath(os.path.normpath(out))
     return p == o or o in p.parents
-
-
-def _entries(items: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    for item in items or []:
-        if isinstance(item, str):
-            yield item, {}
-        elif isinstance(item, dict):
-            for path, opts in item.items():
-                yield str(path), dict(opts or {})
 
 
 def _rel(wdir: str, path: str) -> str:
