@@ -242,9 +242,7 @@ def plots_section(
     if client is None and save is None:
         note = "there is no GitHub token to publish them with and no `--save` directory"
         return plot_render.section(found, _no_images(note), settings.plots, {}, ())
-    pngs, problems = plot_png.pngs(
-        found, settings.plots, cache_dir=root / ".mlci" / "plot-cache"
-    )
+    pngs, problems = plot_png.pngs(found, settings.plots, cache_dir=root / ".mlci" / "plot-cache")
     links = _publish_images(settings, ctx, client, pngs, save)
     return plot_render.section(found, links, settings.plots, problems, pngs)
 
