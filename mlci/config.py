@@ -116,7 +116,14 @@ Reader = Callable[[str], "str | None"]
 # Settings that widen what a run may do or choose where a token goes. They come from the
 # workflow (environment, action inputs, flags) or the base branch's files, never from files a
 # pull request changed.
-TRUST_KEYS = ("allow_untrusted", "github_api_url", "mlflow_tracking_uri", "plots.branch")
+TRUST_KEYS = (
+    "allow_untrusted",
+    "github_api_url",
+    "mlflow_tracking_uri",
+    "plots.branch",  # the branch the token writes images to
+    "monitor.branch",  # the branch the token pushes a retraining change to
+    "monitor.workflow",  # the workflow the token dispatches
+)
 # Events whose work tree is the repository's own (not a pull request's) files.
 _OWN_CODE_EVENTS = frozenset(
     {"push", "schedule", "workflow_dispatch", "workflow_run", "release", "repository_dispatch"}

@@ -270,3 +270,21 @@ def test_the_images_branch_is_a_trust_key(tmp_path: Path) -> None:
     assert s.plots.branch == "mlci-plots" and s.plots.max_points == 30
     assert any("plots.branch is ignored" in n for n in s.notes)
     assert config.load(root, env={"GITHUB_EVENT_NAME": "push"}).plots.branch == "release"
+
+
+def test_the_monitors_branch_and_workflow_are_trust_keys(tmp_path: Path) -> None:
+    """Where `mlci monitor` pushes with the token and what it dispatches: never a PR's choice."""
+    root = _repo_root_with_monitor(tmp_path)
+    s = config.load(root, env={"GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main"})
+    assert s.monitor.branch == "mlci/retrain" and s.monitor.workflow is None
+    assert sum("monitor." in n for n in s.notes) == 2
+    own = config.load(root, env={"GITHUB_EVENT_NAME": "schedule"})
+    assert own.monitor.branch == "main" and own.monitor.workflow == "deploy.yml"
+
+
+def _repo_root_with_monitor(tmp_path: Path) -> Path:
+    return _repo_with_pr(
+        tmp_path,
+        "",
+        "  monitor: {snapshot: data/new.csv, branch: main, workflow: deploy.yml}\n",
+    )
