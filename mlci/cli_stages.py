@@ -94,7 +94,10 @@ def train(params_file: str | None) -> None:
         f"({facts['rows_train']} rows); GPU: "
         f"{gpu['gpus'][0]['name'] if gpu.get('available') else gpu['reason']}"
     )
-    console.info(f"MLflow run {facts['mlflow_run_id']} at {facts['mlflow_tracking_uri']}")
+    console.info(
+        f"MLflow run {facts['mlflow_run_id']} at {facts['mlflow_tracking_uri']} "
+        f"(recorded by {facts['recorded_by']})"
+    )
 
 
 @cli.command()

@@ -11,6 +11,7 @@ rendered, written to disk and published; :func:`raise_for` then turns the verdic
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ from mlci.errors import (
 )
 from mlci.markdown import inert
 from mlci.outcome import Outcome, Verdict
+from mlci.training import recorder
 
 STAGES = ("pull", "validate", "reproduce", "compare", "plots", "report", "publish")
 OnStage = Callable[[str], None]
@@ -161,10 +163,15 @@ def pr_check(
     repo: Any = None  # one DVC Repo for pull and repro: its index is built once
     against: baseline.Base | None = None
     publisher = publish.Publisher(settings, ctx, on_wait)  # GitHub, built once for the run
+    mlflow_open = contextlib.ExitStack()  # the recorder, while the stages may record runs
     try:
         ctx = trust.guard(settings, ctx)
         data.read_pipeline(root)
         data.state_dir(root)
+        if reproduce and recorder.wanted():  # MLflow loads while this process pulls, validates
+            mlflow_open.enter_context(
+                recorder.serving(settings.tracking_uri, settings.experiment, root)
+            )
         repo = data.open_repo(root) if pull or reproduce else None
         if pull:
             with _timed(state, "pull", on_stage):
@@ -189,6 +196,7 @@ def pr_check(
                     recorded = trainings.record(
                         root, settings, ctx, repro, sha=_head_sha(root, ctx), repo=repo
                     ).facts()
+            mlflow_open.close()
             with _timed(state, "compare", on_stage):
                 state.comparison = compare.compare_with_base(root, settings, against)
             if against.sha is not None:
@@ -197,6 +205,7 @@ def pr_check(
     except MlciError as exc:
         state.error = state.error or exc
     finally:
+        mlflow_open.close()
         if repo is not None:
             repo.close()
     if signals.received() is not None:  # whatever a library made of the signal, it was one

@@ -174,21 +174,47 @@ def _track(
     root: Path, settings: Settings, lin: lineage.Lineage, tags: dict[str, Any], sha: str | None
 ) -> str:
     """Tag the run the training stage logged in this job (mlci's trainer, ``mlci.api``), or
-    record one for a project's own script; returns its id."""
+    record one for a project's own script; returns its id. Through the check's recorder when
+    one runs (no MLflow import here), else in this process."""
+    from mlci.training import recorder
+
+    args: dict[str, Any] = {
+        "root": str(root),
+        "experiment": settings.experiment,
+        "own": _facts_run(root, settings),
+        "tags": tags,
+        "name": f"{lin.stage}-{(sha or 'local')[:8]}",
+        "params": dict(lin.params),
+        "metrics": file_metrics(root, lin),
+    }
+    reply = recorder.request("track", settings.tracking_uri, args=args)
+    if reply is not None:
+        return str(reply["run_id"])
+    return track_run(settings.tracking_uri, **args)
+
+
+def track_run(
+    uri: str,
+    *,
+    root: str,
+    experiment: str,
+    own: str | None,
+    tags: dict[str, Any],
+    name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+) -> str:
+    """The MLflow half of :func:`_track`: the run ``own`` tagged when this store has it, else
+    a run recorded with the tags, params and metrics."""
     from mlci import registry
     from mlci.training import tracking
 
-    uri = settings.tracking_uri
     tracking.configure(uri)
-    own = _facts_run(root, settings)
     if own is not None and registry.get_run(uri, own) is not None:
         tracking.tag_run(own, tags, uri)
         return own
-    exp = tracking.ensure_experiment(settings.experiment, uri, root)
-    name = f"{lin.stage}-{(sha or 'local')[:8]}"
-    return tracking.record_run(
-        exp, uri, name, {**tags, "recorded": "true"}, lin.params, file_metrics(root, lin)
-    )
+    exp = tracking.ensure_experiment(experiment, uri, Path(root))
+    return tracking.record_run(exp, uri, name, {**tags, "recorded": "true"}, params, metrics)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from mlci.config import Settings
 from mlci.data import file_md5
 from mlci.errors import ConfigError, MlciError
 from mlci.metrics import flatten
-from mlci.training import tracking
-from mlci.training import worker as recorder
+from mlci.training import recorder, tracking, worker
 from mlci.training.backends import Trainer, backend, get_trainer
 from mlci.training.base import TrainParams, eval_params, train_params
 from mlci.training.facts import TrainingFacts, facts_path
@@ -138,24 +137,27 @@ def git_facts(root: Path) -> dict[str, Any]:
 def train(root: Path, settings: Settings) -> dict[str, Any]:
     """Train the configured backend; write the model and its facts; record an MLflow run.
 
-    When a CPU is free, the MLflow run is recorded by a worker process that starts now and
-    imports MLflow while this one loads the data and fits; otherwise in this process after the
-    fit (see :mod:`mlci.training.worker`). Returns the facts as
+    Under ``mlci run`` the MLflow run is recorded by the check's recorder, which has MLflow
+    open already (:mod:`mlci.training.recorder`). Otherwise, when a CPU is free, by a worker
+    process that starts now and imports MLflow while this one loads the data and fits; else in
+    this process after the fit (see :mod:`mlci.training.worker`). Returns the facts as
     written (:meth:`TrainingFacts.to_dict`); on a rank other than 0 under ``torchrun`` only
     ``rank``, ``world_size`` and ``duration_s``.
     """
     params = train_params(root, settings.params_file)
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    worker = None
-    if rank == 0:  # an unreachable tracking server fails now, not after the training
+    recording: worker.Recording | None = None
+    if rank == 0 and recorder.available():
+        recording = recorder.Remote(settings.tracking_uri, settings.experiment, root)
+    elif rank == 0:  # an unreachable tracking server fails now, not after the training
         tracking.probe(settings.tracking_uri)
-        worker = recorder.start(settings.tracking_uri, settings.experiment, root)
+        recording = worker.start(settings.tracking_uri, settings.experiment, root)
     try:
-        facts = _train(root, settings, params, worker, rank, world)
+        facts = _train(root, settings, params, recording, rank, world)
     except BaseException:
-        if worker is not None:
-            worker.abort()
+        if recording is not None:
+            recording.abort()
         raise
     _finish_distributed()
     return facts
@@ -165,7 +167,7 @@ def _train(
     root: Path,
     settings: Settings,
     params: TrainParams,
-    worker: recorder.Worker | recorder.InProcess | None,
+    recording: worker.Recording | None,
     rank: int,
     world: int,
 ) -> dict[str, Any]:
@@ -182,7 +184,7 @@ def _train(
     finally:
         gpu = GpuFacts.from_dict(sampler.stop())
     duration = time.monotonic() - started
-    if worker is None:
+    if recording is None:
         # Under torchrun only rank 0 writes the model, the facts and the MLflow run.
         return {"rank": rank, "world_size": world, "duration_s": round(duration, 3)}
     bundle: dict[str, Any] = {
@@ -215,10 +217,10 @@ def _train(
     with tempfile.TemporaryDirectory(prefix="mlci-model-") as tmp:
         trainer.export_model(model, Path(tmp)).save(Path(tmp))
         run = (_run_name(facts), _run_params(params, facts), _run_tags(facts))
-        ids = worker.finish(*run, Path(tmp))
+        ids = recording.finish(*run, Path(tmp))
     facts = dataclasses.replace(facts, **ids)
     facts.write(root / facts_path(root, params))
-    return facts.to_dict()
+    return {**facts.to_dict(), "recorded_by": recording.where}
 
 
 def _run_name(facts: TrainingFacts) -> str:
@@ -348,13 +350,14 @@ def _log_metrics(
     facts = load_facts(root, settings)
     if facts is not None and facts.mlflow_run_id:
         uri = settings.tracking_uri
-        tracking.configure(uri)
         flat = {
             k.replace(":", "_"): v
             for k, v in flatten(metrics).items()
             if not k.startswith("slices.")
         }
-        tracking.log_metrics(facts.mlflow_run_id, flat, uri)
+        if recorder.request("log_metrics", uri, run_id=facts.mlflow_run_id, metrics=flat) is None:
+            tracking.configure(uri)
+            tracking.log_metrics(facts.mlflow_run_id, flat, uri)
 
 
 def _write_json(path: Path, data: Any) -> None:

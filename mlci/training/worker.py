@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from mlci import errors
 from mlci.errors import MlciError, MlflowError
@@ -34,28 +34,39 @@ from mlci.training.backends import MODEL_FILES, ModelFiles
 MLFLOW_FIX = "run with --debug; check the artifact store is writable"
 
 
+class Recording(Protocol):
+    """Where ``mlci train`` records its run: a worker, this process, or the check's recorder."""
+
+    where: str  # said after the run id: "a worker process", ...
+
+    def finish(
+        self, run_name: str, params: dict[str, Any], tags: dict[str, Any], model_dir: Path
+    ) -> dict[str, Any]:
+        """Record the run; its ids (``mlflow_run_id``, ...), or the error raised."""
+        ...
+
+    def abort(self) -> None:
+        """The training failed or was stopped: record nothing."""
+        ...
+
+
 class Worker:
     """The training process's handle on the worker."""
+
+    where = "a worker process"
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.proc = proc
 
     @classmethod
     def start(cls, tracking_uri: str, experiment: str, root: Path) -> Worker:
-        import mlci
-
-        package_root = str(Path(mlci.__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        # -P (3.11+): the project's own files must not shadow mlflow, sqlalchemy, ...
-        safe = ["-P"] if sys.version_info >= (3, 11) else []
         code = "from mlci.training.worker import main; raise SystemExit(main())"
         proc = subprocess.Popen(
-            [sys.executable, *safe, "-c", code],
+            [*python_command(), "-c", code],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=env,
+            env=child_env(),
         )
         worker = cls(proc)
         worker._send({"uri": tracking_uri, "experiment": experiment, "root": str(root)})
@@ -106,9 +117,27 @@ class Worker:
                     stream.close()
 
 
+def python_command() -> list[str]:
+    """This Python, run so that the project's own files cannot shadow mlflow, sqlalchemy, ...
+    (``-P``, Python 3.11+)."""
+    return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else [])]
+
+
+def child_env() -> dict[str, str]:
+    """This environment, with mlci importable in a child started with ``-P``."""
+    import mlci
+
+    package_root = str(Path(mlci.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
 class InProcess:
     """The same recording in the training process, after the fit: used when no CPU is free
     to overlap with (a second process would only add its own start-up to the work)."""
+
+    where = "the training process"
 
     def __init__(self, tracking_uri: str, experiment: str, root: Path) -> None:
         self.args = (tracking_uri, experiment, root)
@@ -156,13 +185,13 @@ def rebuild(error: dict[str, Any]) -> MlciError:
 # --- the worker process ------------------------------------------------------------------------
 
 
-def _terminated(signum: int, frame: FrameType | None) -> None:
+def terminated(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds a started run, which ends as FAILED
 
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGTERM, terminated)
     answer = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever a library prints goes to stderr, not into the answer
     opened = json.loads(sys.stdin.readline() or "null")
@@ -180,21 +209,22 @@ def main() -> int:
         if failure is not None:
             raise failure
         ids = record(experiment_id, opened["uri"], json.loads(line))
-    except MlciError as exc:
-        return _reply(answer, {"error": _error(exc)}, 1)
     except Exception as exc:
-        if os.environ.get("MLCI_DEBUG"):
-            import traceback
-
-            traceback.print_exc()
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        what = f"the MLflow worker failed: {type(exc).__name__}: {text}"
-        wrapped = MlflowError(what, fix=MLFLOW_FIX)
-        return _reply(answer, {"error": _error(wrapped)}, 1)
+        return _reply(answer, {"error": error_of(exc)}, 1)
     return _reply(answer, {"ok": ids}, 0)
 
 
-def _error(exc: MlciError) -> dict[str, Any]:
+def error_of(exc: Exception) -> dict[str, Any]:
+    """An error as the answer carries it: an MlciError as itself, anything else as an
+    MlflowError that names it (with its traceback on stderr under MLCI_DEBUG)."""
+    if not isinstance(exc, MlciError):
+        if os.environ.get("MLCI_DEBUG"):
+            import traceback
+
+            traceback.print_exception(exc)
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        what = f"recording the MLflow run failed: {type(exc).__name__}: {text}"
+        exc = MlflowError(what, fix=MLFLOW_FIX)
     return {"class": type(exc).__name__, "message": exc.message, "fix": exc.fix}
 
 

@@ -1,0 +1,148 @@
+"""The MLflow recorder ``mlci run`` starts: stages record through it without importing MLflow,
+a request for another store is declined and recorded where it was meant to go, its errors come
+back as the same error, and it leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlci import lineage
+from mlci.errors import MlflowError
+from mlci.training import recorder
+
+from conftest import Workspace
+
+
+def _exported_model(tmp_path: Path) -> Path:
+    from sklearn.dummy import DummyClassifier
+
+    from mlci.training.sklearn import SklearnTrainer
+
+    export = tmp_path / "export"
+    export.mkdir()
+    model = DummyClassifier().fit([[0], [1]], [0, 1])
+    SklearnTrainer().export_model(model, export).save(export)
+    return export
+
+
+def test_a_run_recorded_through_the_recorder_is_a_whole_run(tmp_path: Path) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    export = _exported_model(tmp_path)
+    with recorder.serving(uri, "e", tmp_path) as path:
+        assert os.environ[recorder.RECORDER_ENV] == path and recorder.available()
+        remote = recorder.Remote(uri, "other-experiment", tmp_path)
+        ids = remote.finish("n", {"seed": 1}, {"task": "t"}, export)
+        assert remote.where == "mlci run's recorder"
+        logged = recorder.request(
+            "log_metrics", uri, run_id=ids["mlflow_run_id"], metrics={"accuracy": 0.75}
+        )
+        assert logged == {"logged": True}
+        missing = recorder.request("log_metrics", uri, run_id="0" * 32, metrics={"a": 1.0})
+        assert missing == {"logged": False}  # a run of another job's store: nothing to add
+    client = MlflowClient(uri)
+    run = client.get_run(ids["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.info.run_name == "n"
+    assert client.get_experiment(run.info.experiment_id).name == "other-experiment"
+    assert run.data.params == {"seed": "1"} and run.data.tags["mlci.task"] == "t"
+    assert run.data.metrics == {"accuracy": 0.75}
+    mlflow.set_tracking_uri(uri)
+    assert mlflow.sklearn.load_model(f"runs:/{run.info.run_id}/model").predict([[1]]) == [0]
+
+
+def test_another_store_is_declined_and_recorded_where_it_was_meant_to_go(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    served = f"sqlite:///{tmp_path / 'served.db'}"
+    meant = f"sqlite:///{tmp_path / 'meant.db'}"
+    export = _exported_model(tmp_path)
+    with recorder.serving(served, "e", tmp_path):
+        assert recorder.request("log_metrics", meant, run_id="x", metrics={}) is None
+        remote = recorder.Remote(meant, "e", tmp_path)
+        ids = remote.finish("n", {}, {}, export)
+        assert remote.where == "the training process"
+    assert MlflowClient(meant).get_run(ids["mlflow_run_id"]).info.status == "FINISHED"
+    assert (
+        MlflowClient(served).search_runs(
+            [e.experiment_id for e in MlflowClient(served).search_experiments()]
+        )
+        == []
+    )
+
+
+def test_its_errors_come_back_as_the_same_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")
+    uri = f"sqlite:///{blocked}/mlflow.db"
+    failed = r"MLflow at sqlite:///.*not-a-dir/mlflow\.db failed"
+    with recorder.serving(uri, "e", tmp_path), pytest.raises(MlflowError, match=failed):
+        recorder.Remote(uri, "e", tmp_path).finish("n", {}, {}, _exported_model(tmp_path))
+
+
+def test_no_recorder_gone_recorder_or_off_means_record_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.delenv(recorder.RECORDER_ENV, raising=False)
+    assert not recorder.available() and recorder.request("log_metrics", uri) is None
+    with recorder.serving(uri, "e", tmp_path) as path:
+        directory = Path(path).parent
+        assert directory.stat().st_mode & 0o777 == 0o700  # only this user reaches the socket
+    assert not directory.exists()  # socket and directory removed
+    assert recorder.RECORDER_ENV not in os.environ  # the stages after it record themselves
+    monkeypatch.setenv(recorder.RECORDER_ENV, path)  # a stale name: the recorder is gone
+    assert not recorder.available() and recorder.request("log_metrics", uri) is None
+    monkeypatch.setenv(recorder.RECORDER_ENV, "off")
+    assert not recorder.wanted() and recorder.request("log_metrics", uri) is None
+
+
+def test_it_ends_with_its_check_even_while_mlflow_still_loads(tmp_path: Path) -> None:
+    """A no-op check ends before MLflow has loaded: the recorder ends with it, it does not
+    linger (nor keep a pipe of the caller's open)."""
+    code = (
+        "import sys, time; from pathlib import Path; from mlci.training import recorder\n"
+        "with recorder.serving(sys.argv[1], 'e', Path('.')): pass\n"
+        "print('done', flush=True)\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, uri],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,  # the pipes close only when the recorder, which inherits them, has ended
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout == "done\n", proc.stderr
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("mlci-rec-*/sock"))
+
+
+@pytest.mark.slow
+def test_a_pr_check_records_training_and_evaluation_through_its_recorder(
+    workspace: Workspace,
+) -> None:
+    """`mlci run` on a changed hyperparameter: the train stage's run is recorded by the
+    check's recorder (the stage says so), evaluation's metrics and the check's key tag land on
+    that same run, and the stage processes never import MLflow."""
+    from mlflow.tracking import MlflowClient
+
+    clone = workspace.clone()
+    proc = workspace.mlci(clone, "run", "--base", "main", PYTHONPROFILEIMPORTTIME="1")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "(recorded by mlci run's recorder)" in proc.stdout
+    facts = json.loads((clone / "reports" / "train.json").read_text())
+    run = MlflowClient(workspace.tracking_uri).get_run(facts["mlflow_run_id"])
+    assert {"accuracy", "roc_auc"} <= set(run.data.metrics)
+    key = lineage.read(clone, "models/model.pkl").key
+    assert key and run.data.tags.get(f"mlci.{lineage.KEY_TAG}") == key, sorted(run.data.tags)
+    # every `import mlflow` in the log is the recorder's own: exactly one process imported it
+    assert log.count("| mlflow\n") == 1, log.count("| mlflow\n")
