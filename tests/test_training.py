@@ -540,7 +540,13 @@ def test_torch_regression_with_own_module_through_the_mlci_script(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_mlflow_run_records_params_metrics_lineage_and_model(workspace: Workspace) -> None:
+@pytest.mark.parametrize("through", ["the stage", "the recorder"])
+def test_mlflow_run_records_params_metrics_lineage_and_model(
+    workspace: Workspace, through: str
+) -> None:
+    """The same run, field by field, whether ``mlci train`` records it beside the fit or
+    through the recorder ``mlci run`` starts (and then ``mlci evaluate`` logs through it too)."""
+    import contextlib
     import hashlib
     import platform
 
@@ -549,11 +555,20 @@ def test_mlflow_run_records_params_metrics_lineage_and_model(workspace: Workspac
     from mlflow.tracking import MlflowClient
 
     from mlci.metrics import flatten
+    from mlci.training import recorder
 
     project = workspace.project
-    for cmd in ("train", "evaluate"):
-        proc = workspace.mlci(project, cmd, MLCI_PR_NUMBER="17")
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+    # a worker process when a CPU is free, else the training process itself
+    said = ["(recorded by a worker process)", "(recorded by the training process)"]
+    with contextlib.ExitStack() as stack:
+        if through == "the recorder":
+            stack.enter_context(recorder.serving(workspace.tracking_uri, "mlci", project))
+            said = ["(recorded by mlci run's recorder)"]
+        for cmd in ("train", "evaluate"):
+            proc = workspace.mlci(project, cmd, MLCI_PR_NUMBER="17")
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            if cmd == "train":
+                assert any(line in proc.stdout for line in said), proc.stdout
     facts = json.loads((project / "reports" / "train.json").read_text())
     client = MlflowClient(workspace.tracking_uri)
     run = client.get_run(facts["mlflow_run_id"])

@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 from mlci.errors import MlciError, MlflowError
@@ -214,9 +215,19 @@ class _Recorder:
         return {"declined": f"unknown request {op!r}"}
 
 
+_busy = False  # answering a request: a SIGTERM then unwinds it (a started run ends FAILED)
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    if _busy:
+        worker.terminated(signum, frame)
+    os._exit(128 + signum)  # idle (or still loading MLflow): nothing to unwind, end now
+
+
 def main() -> int:
+    global _busy
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, worker.terminated)
+    signal.signal(signal.SIGTERM, _terminated)
     os.dup2(2, 1)  # whatever a library prints goes to stderr
     config = json.loads(_read_line(0) or "null")
     if not config:
@@ -229,8 +240,10 @@ def main() -> int:
             return 0  # the parent closed stdin or ended
         if listener.fileno() in ready:
             conn, _ = listener.accept()
+            _busy = True
             with conn, conn.makefile("rw", encoding="utf-8") as stream:
                 _serve(recorder, stream)
+            _busy = False
 
 
 def _read_line(fd: int) -> str:
