@@ -229,17 +229,45 @@ class GitHubClient(IssuesAndPulls, GitData):
         chosen = merged or [p for p in pulls if p.get("merged_at")] or pulls
         return int(chosen[0]["number"]) if chosen else None
 
-    def create_commit_comment(self, sha: str, body: str) -> CommentResult:
-        """A comment on commit ``sha`` (where there is no PR to comment on)."""
+    def upsert_commit_comment(
+        self, sha: str, body: str, marker: str, *, author: str | None = None
+    ) -> CommentResult:
+        """A comment on commit ``sha`` (where there is no PR to comment on), sticky like the PR
+        comment: our newest one on that commit carrying ``marker`` is updated, else one is
+        created; a POST whose answer was lost is found again, never posted twice."""
+        if marker not in body:
+            body = f"{marker}\n{body}"
         if len(body) > COMMENT_LIMIT:
             raise GitHubError(
                 f"the comment is {len(body):,} characters; GitHub takes at most {COMMENT_LIMIT:,}",
                 fix="shorten the note (details are in the job summary)",
             )
+        login = author or self.identity()
         why = _Why(f"commit {sha[:12]} in {self.repository}", "contents: write")
-        path = f"/repos/{self.repository}/commits/{sha}/comments"
-        data = _json(self._request("POST", path, why, json={"body": body}))
-        return CommentResult(int(data["id"]), str(data["html_url"]), True)
+        payload = {"body": body}
+
+        def own() -> dict[str, Any] | None:
+            listing = f"/repos/{self.repository}/commits/{sha}/comments"
+            return _newest_own(
+                self._pages(listing, why, {"per_page": 100}, "comment"), marker, login
+            )
+
+        def update(comment: Mapping[str, Any]) -> requests.Response:
+            path = f"/repos/{self.repository}/comments/{comment['id']}"
+            return self._request("PATCH", path, why, json=payload)
+
+        def created_already() -> requests.Response | None:
+            found = own()
+            return None if found is None else update(found)
+
+        found = own()
+        if found is not None:
+            data, created = _json(update(found)), False
+        else:
+            path = f"/repos/{self.repository}/commits/{sha}/comments"
+            resp = self._request("POST", path, why, json=payload, reconcile=created_already)
+            data, created = _json(resp), True
+        return CommentResult(int(data["id"]), str(data["html_url"]), created)
 
 
 __all__ = [

@@ -51,6 +51,10 @@ def off_promote_branch(root: Path, settings: Settings, ctx: CIContext) -> Config
 def _logged_run(uri: str, settings: Settings, sha: str) -> Any | None:
     """The run that trained commit ``sha`` when it logged its model itself, else None."""
     from mlci import registry
+    from mlci.training.tracking import store_absent
+
+    if store_absent(uri):
+        return None  # no store, no run: said without loading MLflow (nothing to register)
 
     run = registry.find_run(uri, settings.experiment, sha)
     return run if run is not None and registry.has_model(uri, run) else None

@@ -128,13 +128,13 @@ class Publisher:
     def promotion_note(self, git_sha: str, markdown: str) -> str:
         """The note where reviewers see it: on the PR that merged ``git_sha`` (the context's,
         else the one GitHub associates with the commit) as a sticky comment of its own; with
-        no PR, as a comment on the commit."""
+        no PR, as a sticky comment on the commit."""
         client = self._need()
         number = self.ctx.pr_number or client.pull_for_commit(git_sha)
+        marker_ = promotion_marker(self.settings.report_name)
         if number:
-            marker_ = promotion_marker(self.settings.report_name)
             return client.upsert_comment(number, markdown, marker_).url
-        return client.create_commit_comment(git_sha, markdown).url
+        return client.upsert_commit_comment(git_sha, markdown, marker_).url
 
 
 def publish(

@@ -273,6 +273,12 @@ class FakeGitHub:
     ) -> list[dict[str, Any]]:
         return [self.add_comment(pr, body.format(i=i), user=user) for i in range(count)]
 
+    def add_commit_comment(
+        self, sha: str, body: str, *, user: str = "someone-else"
+    ) -> dict[str, Any]:
+        author = self.users.get(user) or self.add_user(user)
+        return dict(self._new_commit_comment(sha, body, author)[2])
+
     # -- faults ---------------------------------------------------------------------------------
 
     def fail(
@@ -576,7 +582,12 @@ class FakeGitHub:
                 [self._merged_pull_json(n) for n in self.commit_pulls.get(v["commit_sha"], [])],
             )
         if template.endswith("/commits/{commit_sha}/comments"):
+            if method == "GET":
+                found = list(self.commit_comments.get(v["commit_sha"], []))
+                return self._paged(found, v, f"commits/{v['commit_sha']}/comments")
             return self._new_commit_comment(v["commit_sha"], data["body"], user)
+        if template.endswith("/comments/{comment_id}"):
+            return self._update_commit_comment(v["comment_id"], data["body"], user, is_bot)
         raise ApiError(404, "Not Found")
 
     # -- mlci monitor: issues, pull requests on a branch, workflow dispatches -------------------
@@ -809,6 +820,21 @@ class FakeGitHub:
             }
             self.commit_comments.setdefault(sha, []).append(comment)
         return 201, {"Location": comment["url"]}, comment
+
+    def _update_commit_comment(
+        self, cid: int, body: str, user: dict[str, Any], is_bot: bool
+    ) -> tuple[int, dict[str, str], Any]:
+        comment = next(
+            (c for cs in self.commit_comments.values() for c in cs if c["id"] == cid), None
+        )
+        if comment is None:
+            raise ApiError(404, "Not Found")
+        if comment["user"]["login"] != user["login"] and is_bot:
+            raise ApiError(403, "Resource not accessible by integration")
+        self._check_length(body)
+        comment["body"] = body
+        comment["updated_at"] = _iso(next(self._clock))
+        return 200, {}, comment
 
     def _check_length(self, body: str) -> None:
         if len(body) > 65536:

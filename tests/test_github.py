@@ -347,6 +347,31 @@ def test_a_comment_posted_without_an_answer_is_not_posted_twice(
     assert len(lines) == 1
 
 
+def test_a_commit_comment_is_sticky_and_never_posted_twice(
+    github: FakeGitHub, sleeps: Sleeps
+) -> None:
+    """The promotion note where there is no PR: one comment per commit and marker, found again
+    across pages after a lost answer, updated on a re-run; another user's stays as it is."""
+    for i in range(120):
+        github.add_commit_comment(HEAD, f"comment {i}")
+    theirs = github.add_commit_comment(HEAD, f"{MARKER}\nnot ours")
+    github.lose("POST", rf"/commits/{HEAD}/comments$")
+    lines: list[str] = []
+    gh = client(github, sleeps, timeout=0.5, on_retry=lines.append)
+
+    first = gh.upsert_commit_comment(HEAD, "the note", MARKER)
+    again = gh.upsert_commit_comment(HEAD, "the note, re-run", MARKER)
+
+    ours = [c for c in github.commit_comments[HEAD] if c["user"]["login"] == "octocat"]
+    assert len(ours) == 1 and first.id == again.id == ours[0]["id"]
+    assert first.created and not again.created
+    assert ours[0]["body"] == f"{MARKER}\nthe note, re-run"
+    assert github.commit_comments[HEAD][120] == theirs  # untouched
+    assert len(github.requests_to("POST")) == 1  # the lost one, found again, not sent twice
+    assert len(github.requests_to("PATCH", rf"/comments/{first.id}$")) == 2
+    assert len(lines) == 1
+
+
 def test_a_check_run_created_without_an_answer_is_not_created_twice(
     github: FakeGitHub, sleeps: Sleeps
 ) -> None:

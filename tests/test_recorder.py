@@ -146,3 +146,34 @@ def test_a_pr_check_records_training_and_evaluation_through_its_recorder(
     assert key and run.data.tags.get(f"mlci.{lineage.KEY_TAG}") == key, sorted(run.data.tags)
     # every `import mlflow` in the log is the recorder's own: exactly one process imported it
     assert log.count("| mlflow\n") == 1, log.count("| mlflow\n")
+
+
+@pytest.mark.slow
+def test_a_projects_own_script_is_recorded_through_the_recorder(tmp_path: Path) -> None:
+    """A project unlike the example (its own `python src/fit.py`, model declared as a DVC
+    artifact, metrics in a sub-directory): the check records the training's run, key and
+    lineage through its recorder, so no process but the recorder imports MLflow."""
+    from lifecycle import build, clone, mlci, open_pr, pr_env
+    from mlflow.tracking import MlflowClient
+
+    origin, remote = tmp_path / "origin", tmp_path / "remote"
+    build(origin, remote)
+    sha = open_pr(origin, "pr/own-script", 0.3)
+    job = clone(origin, tmp_path / "job", "pr/own-script")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"MLCI_MLFLOW_TRACKING_URI": uri, "PYTHONPROFILEIMPORTTIME": "1"}
+    proc = mlci(job, "run", "--base", "main", **env, **pr_env(tmp_path, 5, sha))
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    client = MlflowClient(uri)
+    [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    key = lineage.read(job, "models/clf.pkl").key
+    assert key and run.data.tags[f"mlci.{lineage.KEY_TAG}"] == key
+    assert run.data.tags["mlci.recorded"] == "true" and run.data.tags["mlci.pr"] == "5"
+    assert run.data.params == {"model.C": "0.3"}
+    assert run.data.metrics == {"quality.accuracy": pytest.approx(_accuracy(job)), "rows": 40.0}
+    assert log.count("| mlflow\n") == 1, log.count("| mlflow\n")
+
+
+def _accuracy(job: Path) -> float:
+    return float(json.loads((job / "reports/eval/scores.json").read_text())["quality"]["accuracy"])

@@ -163,6 +163,10 @@ def test_promotion_note_on_a_commit_without_a_pr(workspace: Workspace, github: F
     assert all(not _notes(cs) for cs in github.comments.values()), "no PR comment"
     assert f"promotion note: {comment['html_url']}" in proc.stdout
     assert comment["body"] in (workspace.work / "summary.md").read_text()
+    again = workspace.mlci(p, "promote", **github_env(github, workspace.work, sha))
+    assert again.returncode == 0, again.stdout + again.stderr
+    [updated] = github.commit_comments[sha]  # a re-run updates the note, never adds one
+    assert updated["id"] == comment["id"] and "(registered before)" in updated["body"]
     assert github.violations == []
 
 

@@ -126,9 +126,12 @@ def request(op: str, tracking_uri: str, **payload: Any) -> dict[str, Any] | None
         return None  # gone (its check ended) or never there: record here
     with conn, conn.makefile("rw", encoding="utf-8") as stream:
         message = {"op": op, "uri": tracking_uri, **payload}
-        stream.write(json.dumps(message, default=str) + "\n")
-        stream.flush()
-        answer = stream.readline()
+        try:
+            stream.write(json.dumps(message, default=str) + "\n")
+            stream.flush()
+            answer = stream.readline()
+        except OSError:
+            answer = ""  # it ended with the request in hand: said below
     try:
         reply = json.loads(answer)
     except ValueError:
@@ -182,8 +185,8 @@ class _Recorder:
         try:
             name = str(config["experiment"])
             self.experiments[name] = worker.prepare(self.uri, name, self.root)
-        except MlciError as exc:
-            self.failure = exc
+        except Exception as exc:  # every request gets it, as the stage would have
+            self.failure = worker.rebuild(worker.error_of(exc))
 
     def experiment(self, name: str, root: Path) -> str:
         if name not in self.experiments:

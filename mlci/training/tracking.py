@@ -53,6 +53,14 @@ def probe(tracking_uri: str) -> None:
     _probed.add(tracking_uri)
 
 
+def store_absent(tracking_uri: str) -> bool:
+    """Whether the tracking URI names a local SQLite store that does not exist yet (so it
+    holds no run): a question answered without importing MLflow."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return False
+    return not Path(tracking_uri.removeprefix("sqlite:///")).exists()
+
+
 def ensure_experiment(name: str, tracking_uri: str, root: Path) -> str:
     """The experiment id; a local SQLite store keeps its artifacts under ``.mlci/``."""
     import mlflow

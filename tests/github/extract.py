@@ -25,7 +25,8 @@ OPERATIONS = {
     "/repos/{owner}/{repo}/commits/{ref}/check-runs": ["get"],
     "/repos/{owner}/{repo}/statuses/{sha}": ["post"],
     "/repos/{owner}/{repo}/commits/{commit_sha}/pulls": ["get"],
-    "/repos/{owner}/{repo}/commits/{commit_sha}/comments": ["post"],
+    "/repos/{owner}/{repo}/commits/{commit_sha}/comments": ["get", "post"],
+    "/repos/{owner}/{repo}/comments/{comment_id}": ["patch"],
     # mlci monitor: the living issue, the retraining pull request, a workflow dispatch
     "/repos/{owner}/{repo}/issues": ["get", "post"],
     "/repos/{owner}/{repo}/issues/{issue_number}": ["patch"],
@@ -41,26 +42,70 @@ OPERATIONS = {
     "/repos/{owner}/{repo}/contents/{path}": ["get"],
 }
 _STR, _INT, _OBJ = {"type": ["string"]}, {"type": ["integer"]}, {"type": ["object"]}
-# Operations the source above lacks, already in the extracted form: transcribed from GitHub's
-# REST API description itself, github/rest-api-description, descriptions-next/api.github.com/
-# api.github.com.2022-11-28.json at commit 00b7bf624c602a6262287a112d7aa4fb65b5c09e (MIT):
-# the operation, its `commit-sha` parameter (the same component as in the source) and the
-# `commit-comment` response schema, OpenAPI 3.1 `["string", "null"]` written as `nullable`.
+_OWNER_REPO = [
+    {"in": "path", "name": "owner", "required": True, "schema": {"type": "string"}},
+    {"in": "path", "name": "repo", "required": True, "schema": {"type": "string"}},
+]
+_COMMIT_SHA = {
+    "in": "path",
+    "name": "commit_sha",
+    "required": True,
+    "schema": {"type": "string"},
+    "x-multi-segment": True,
+}
+_COMMIT_COMMENT = {
+    "type": "object",
+    "required": sorted(
+        [
+            *("url", "html_url", "id", "node_id", "user", "position", "line"),
+            *("path", "commit_id", "body", "author_association", "created_at"),
+            "updated_at",
+        ]
+    ),
+    "properties": {
+        "html_url": _STR,
+        "url": _STR,
+        "id": _INT,
+        "node_id": _STR,
+        "body": _STR,
+        "path": {**_STR, "nullable": True},
+        "position": {**_INT, "nullable": True},
+        "line": {**_INT, "nullable": True},
+        "commit_id": _STR,
+        "user": {**_OBJ, "nullable": True},
+        "created_at": _STR,
+        "updated_at": _STR,
+        "author_association": _STR,
+        "reactions": _OBJ,
+    },
+}
+_BODY_ONLY = {
+    "required": True,
+    "schema": {"type": "object", "properties": {"body": {"type": "string"}}, "required": ["body"]},
+}
+# Operations the source above lacks, already in the extracted form. POST commit comment:
+# transcribed from GitHub's REST API description itself, github/rest-api-description,
+# descriptions-next/api.github.com/api.github.com.2022-11-28.json at commit
+# 00b7bf624c602a6262287a112d7aa4fb65b5c09e (MIT): its `commit-sha` parameter (the same
+# component as in the source) and the `commit-comment` response schema, OpenAPI 3.1
+# `["string", "null"]` written as `nullable`. GET (list) and PATCH (update): the parameters
+# GitHub's REST reference documents for them (https://docs.github.com/rest/commits/comments),
+# answering the same `commit-comment` schema.
 SUPPLEMENT: dict[str, dict[str, Any]] = {
     "/repos/{owner}/{repo}/commits/{commit_sha}/comments": {
+        "get": {
+            "operationId": "repos/list-comments-for-commit",
+            "parameters": [
+                *_OWNER_REPO,
+                _COMMIT_SHA,
+                {"in": "query", "name": "per_page", "schema": {"type": "integer"}},
+                {"in": "query", "name": "page", "schema": {"type": "integer"}},
+            ],
+            "responses": {"200": {"type": "array", "items": _COMMIT_COMMENT}},
+        },
         "post": {
             "operationId": "repos/create-commit-comment",
-            "parameters": [
-                {"in": "path", "name": "owner", "required": True, "schema": {"type": "string"}},
-                {"in": "path", "name": "repo", "required": True, "schema": {"type": "string"}},
-                {
-                    "in": "path",
-                    "name": "commit_sha",
-                    "required": True,
-                    "schema": {"type": "string"},
-                    "x-multi-segment": True,
-                },
-            ],
+            "parameters": [*_OWNER_REPO, _COMMIT_SHA],
             "requestBody": {
                 "required": True,
                 "schema": {
@@ -74,36 +119,23 @@ SUPPLEMENT: dict[str, dict[str, Any]] = {
                     "required": ["body"],
                 },
             },
-            "responses": {
-                "201": {
-                    "type": "object",
-                    "required": sorted(
-                        [
-                            *("url", "html_url", "id", "node_id", "user", "position", "line"),
-                            *("path", "commit_id", "body", "author_association", "created_at"),
-                            "updated_at",
-                        ]
-                    ),
-                    "properties": {
-                        "html_url": _STR,
-                        "url": _STR,
-                        "id": _INT,
-                        "node_id": _STR,
-                        "body": _STR,
-                        "path": {**_STR, "nullable": True},
-                        "position": {**_INT, "nullable": True},
-                        "line": {**_INT, "nullable": True},
-                        "commit_id": _STR,
-                        "user": {**_OBJ, "nullable": True},
-                        "created_at": _STR,
-                        "updated_at": _STR,
-                        "author_association": _STR,
-                        "reactions": _OBJ,
-                    },
+            "responses": {"201": _COMMIT_COMMENT, "403": {}, "422": {}},
+        },
+    },
+    "/repos/{owner}/{repo}/comments/{comment_id}": {
+        "patch": {
+            "operationId": "repos/update-commit-comment",
+            "parameters": [
+                *_OWNER_REPO,
+                {
+                    "in": "path",
+                    "name": "comment_id",
+                    "required": True,
+                    "schema": {"type": "integer"},
                 },
-                "403": {},
-                "422": {},
-            },
+            ],
+            "requestBody": _BODY_ONLY,
+            "responses": {"200": _COMMIT_COMMENT, "404": {}},
         }
     },
 }
