@@ -39,6 +39,8 @@ def promote(params_file: str | None, force: bool, auto: bool) -> None:
             f"{p.name}: {verb} version {p.version}; champion -> v{p.champion}"
             + (f", previous -> v{p.previous}" if p.previous else "")
         )
+    if result.not_judged:
+        console.warn(result.not_judged, title="mlci promotion not judged")
     promotion.raise_for_promotion(result)
 
 

@@ -27,6 +27,7 @@ class PromoteResult:
     markdown: str
     published: publish.Published
     refused: GateFailed | None = None
+    not_judged: str | None = None  # metrics that got worse with no gate to refuse them
 
 
 def promote_branch(settings: Settings, ctx: CIContext) -> str:
@@ -166,7 +167,10 @@ def _noted(
 
         version = "" if promotion is None else str(promotion.champion)
         github.write_outputs(ctx.output, {"model-version": version})
-    return PromoteResult(promotion, facts.comparison, facts.git_sha, markdown, published, refused)
+    unjudged = promotion_note.not_judged(facts)
+    return PromoteResult(
+        promotion, facts.comparison, facts.git_sha, markdown, published, refused, unjudged
+    )
 
 
 def raise_for_promotion(result: PromoteResult) -> None:

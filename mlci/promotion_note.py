@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from mlci.limits import COMMENT_LIMIT
 from mlci.markdown import code, fit, inert
 from mlci.metrics import Comparison
+from mlci.outcome import Outcome, of_comparison
 from mlci.report import metrics_section
 
 
@@ -26,6 +27,30 @@ class PromotionFacts:
     previous: str | None = None
     refused: bool = False
     training: str | None = None  # "training reused: run X from PR #n (same inputs)", ...
+
+
+def _unjudged(f: PromotionFacts) -> tuple[str, str] | None:
+    """(how many and why, which) for the metrics the champion beat that no gate covers (with no
+    gates at all, every metric whose name says which way is better); None when none did."""
+    if f.refused or f.version is None or f.champion_before is None:
+        return None
+    worse = f.comparison.worsened
+    if not worse:
+        return None
+    gated = of_comparison(f.comparison).outcome is not Outcome.REPORTED
+    how = "no gate covers them" if gated else "no gates are configured"
+    more = f" and {len(worse) - 5} more" if len(worse) > 5 else ""
+    names = ", ".join(m.name for m in worse[:5]) + more
+    return f"{len(worse)} metric(s) got worse than the champion and {how}", names
+
+
+_GATE_THEM = "Gate them under `mlci.gates` to keep such a model from becoming champion."
+
+
+def not_judged(f: PromotionFacts) -> str | None:
+    """What a promotion did not judge, as one plain line (see :func:`_unjudged`)."""
+    found = _unjudged(f)
+    return None if found is None else f"Not judged: {found[0]}: {found[1]}. {_GATE_THEM}"
 
 
 def promotion_note(
@@ -62,6 +87,9 @@ def promotion_note(
         marker + "\n" if marker else ""
     ) + f"## {icon} {inert(report_name)} promotion: {status}\n\n"
     head += f"**{summary}.**\n"
+    if unjudged := _unjudged(f):
+        head += f"\n> [!WARNING]\n> Not judged: {unjudged[0]}: {inert(unjudged[1], 600)}. "
+        head += f"{_GATE_THEM}\n"
     table = "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
     gated = metrics_section(f.comparison).replace(
         "| metric | base | PR |", "| metric | champion | this commit |", 1

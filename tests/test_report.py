@@ -122,3 +122,38 @@ def test_with_gates_nothing_is_suggested_and_a_changed_counter_is_shown() -> Non
     md = render(_inp(comparison=c))
     assert "```yaml" not in md
     assert "| `epoch` | 10 | 20 |" in md
+
+
+def _promoted(base: dict[str, float], head: dict[str, float], gates: list[Gate], **kw: object):  # type: ignore[no-untyped-def]
+    from mlci.promotion_note import PromotionFacts
+
+    facts = dict(champion_before="1", version="2", champion="2", previous="1", created=True)
+    facts.update(kw)  # type: ignore[arg-type]
+    comparison = compare(base, head, gates, base_rev="champion v1")
+    return PromotionFacts("m", "c" * 40, "r" * 32, comparison, **facts)  # type: ignore[arg-type]
+
+
+def test_a_promotion_says_what_no_gate_judged() -> None:
+    """No gate covers a metric that got worse than the champion: the model is promoted (the
+    team chose no gate), and the note says so in a warning, naming the metrics."""
+    from mlci.promotion_note import not_judged, promotion_note
+
+    worse = ({"accuracy": 0.9, "log_loss": 0.2, "n_rows": 10}, {"accuracy": 0.8, "log_loss": 0.3})
+    ungated = _promoted(*worse, [])
+    said = not_judged(ungated)
+    assert said == (
+        "Not judged: 2 metric(s) got worse than the champion and no gates are configured: "
+        "accuracy, log_loss. Gate them under `mlci.gates` to keep such a model from becoming "
+        "champion."
+    )
+    note = promotion_note("mlci", ungated)
+    assert "## ✅ mlci promotion: promoted" in note and f"> [!WARNING]\n> {said}" in note
+
+    one_gate = _promoted(*worse, [Gate("accuracy", abs_tol=0.2)])  # accuracy held its gate
+    assert "no gate covers them: log_loss." in str(not_judged(one_gate))
+    both = _promoted(*worse, [Gate("accuracy", abs_tol=0.2), Gate("log_loss", "lower", 0.2)])
+    assert not_judged(both) is None and "[!WARNING]" not in promotion_note("mlci", both)
+    better = _promoted({"accuracy": 0.8}, {"accuracy": 0.9}, [])
+    assert not_judged(better) is None
+    assert not_judged(_promoted(*worse, [], champion_before=None)) is None  # the first one
+    assert not_judged(_promoted(*worse, [], refused=True, version=None)) is None
