@@ -7,7 +7,7 @@ Data API (``github_git_api``) through its bases. Every request goes through
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -67,42 +67,80 @@ class GitHubClient(IssuesAndPulls, GitData):
         self, pr_number: int, body: str, marker: str, *, author: str | None = None
     ) -> CommentResult:
         """Update our newest comment carrying ``marker``, or create one; delete nothing."""
+        why = _Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: write")
+        repo = self.repository
+        return self._upsert_marked(
+            lambda login: self._own_comment(pr_number, marker, login),
+            f"/repos/{repo}/issues/{pr_number}/comments",
+            lambda comment: f"/repos/{repo}/issues/comments/{comment['id']}",
+            body,
+            marker,
+            why,
+            author,
+        )
+
+    def upsert_commit_comment(
+        self, sha: str, body: str, marker: str, *, author: str | None = None
+    ) -> CommentResult:
+        """The same on commit ``sha`` (where there is no PR to comment on): our newest comment
+        there carrying ``marker`` is updated, else one is created."""
+        why = _Why(f"commit {sha[:12]} in {self.repository}", "contents: write")
+        listing = f"/repos/{self.repository}/commits/{sha}/comments"
+
+        def own(login: str) -> dict[str, Any] | None:
+            found = self._pages(listing, why, {"per_page": 100}, "comment")
+            return _newest_own(found, marker, login)
+
+        return self._upsert_marked(
+            own,
+            listing,
+            lambda comment: f"/repos/{self.repository}/comments/{comment['id']}",
+            body,
+            marker,
+            why,
+            author,
+        )
+
+    def _upsert_marked(
+        self,
+        own: Callable[[str], dict[str, Any] | None],
+        create: str,
+        update: Callable[[Mapping[str, Any]], str],
+        body: str,
+        marker: str,
+        why: _Why,
+        author: str | None,
+    ) -> CommentResult:
+        """Update the newest comment ``own`` finds for the token's login, else POST one to
+        ``create``: a POST whose answer was lost is looked for again, never sent twice."""
         if marker not in body:
             body = f"{marker}\n{body}"
         if len(body) > COMMENT_LIMIT:
             raise GitHubError(
                 f"the comment is {len(body):,} characters; GitHub takes at most {COMMENT_LIMIT:,}",
-                fix="shorten the report (details fold into the job summary)",
+                fix="shorten it (details fold into the job summary)",
             )
         login = author or self.identity()
-        why = _Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: write")
         payload = {"body": body}
-        newest = self._own_comment(pr_number, marker, login)
+
+        def created_already() -> requests.Response | None:
+            """An unanswered POST may have made the comment: update it, never post twice."""
+            found = own(login)
+            return (
+                None if found is None else self._request("PATCH", update(found), why, json=payload)
+            )
+
+        newest = own(login)
         if newest is not None:
-            resp = self._update_comment(newest, payload, why)
-            created = False
+            resp = self._request("PATCH", update(newest), why, json=payload)
         else:
-
-            def created_already() -> requests.Response | None:
-                """An unanswered POST may have made the comment: update it, never post twice."""
-                found = self._own_comment(pr_number, marker, login)
-                return None if found is None else self._update_comment(found, payload, why)
-
-            path = f"/repos/{self.repository}/issues/{pr_number}/comments"
-            resp = self._request("POST", path, why, json=payload, reconcile=created_already)
-            created = True
+            resp = self._request("POST", create, why, json=payload, reconcile=created_already)
         data = _json(resp)
-        return CommentResult(int(data["id"]), str(data["html_url"]), created)
+        return CommentResult(int(data["id"]), str(data["html_url"]), newest is None)
 
     def _own_comment(self, pr_number: int, marker: str, login: str) -> dict[str, Any] | None:
         """The newest comment ``login`` wrote that carries ``marker``, or None."""
         return _newest_own(self.iter_comments(pr_number), marker, login)
-
-    def _update_comment(
-        self, comment: Mapping[str, Any], payload: dict[str, Any], why: _Why
-    ) -> requests.Response:
-        path = f"/repos/{self.repository}/issues/comments/{comment['id']}"
-        return self._request("PATCH", path, why, json=payload)
 
     def create_check_run(
         self,
@@ -228,46 +266,6 @@ class GitHubClient(IssuesAndPulls, GitData):
         merged = [p for p in pulls if p.get("merge_commit_sha") == sha]
         chosen = merged or [p for p in pulls if p.get("merged_at")] or pulls
         return int(chosen[0]["number"]) if chosen else None
-
-    def upsert_commit_comment(
-        self, sha: str, body: str, marker: str, *, author: str | None = None
-    ) -> CommentResult:
-        """A comment on commit ``sha`` (where there is no PR to comment on), sticky like the PR
-        comment: our newest one on that commit carrying ``marker`` is updated, else one is
-        created; a POST whose answer was lost is found again, never posted twice."""
-        if marker not in body:
-            body = f"{marker}\n{body}"
-        if len(body) > COMMENT_LIMIT:
-            raise GitHubError(
-                f"the comment is {len(body):,} characters; GitHub takes at most {COMMENT_LIMIT:,}",
-                fix="shorten the note (details are in the job summary)",
-            )
-        login = author or self.identity()
-        why = _Why(f"commit {sha[:12]} in {self.repository}", "contents: write")
-        payload = {"body": body}
-
-        def own() -> dict[str, Any] | None:
-            listing = f"/repos/{self.repository}/commits/{sha}/comments"
-            return _newest_own(
-                self._pages(listing, why, {"per_page": 100}, "comment"), marker, login
-            )
-
-        def update(comment: Mapping[str, Any]) -> requests.Response:
-            path = f"/repos/{self.repository}/comments/{comment['id']}"
-            return self._request("PATCH", path, why, json=payload)
-
-        def created_already() -> requests.Response | None:
-            found = own()
-            return None if found is None else update(found)
-
-        found = own()
-        if found is not None:
-            data, created = _json(update(found)), False
-        else:
-            path = f"/repos/{self.repository}/commits/{sha}/comments"
-            resp = self._request("POST", path, why, json=payload, reconcile=created_already)
-            data, created = _json(resp), True
-        return CommentResult(int(data["id"]), str(data["html_url"]), created)
 
 
 __all__ = [
