@@ -104,6 +104,22 @@ def test_no_recorder_gone_recorder_or_off_means_record_here(
     assert not recorder.wanted() and recorder.request("log_metrics", uri) is None
 
 
+def test_a_recorder_that_cannot_start_is_no_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A temporary directory too deep for a Unix socket's path (107 bytes on Linux): no
+    recorder, no error; the stages record themselves."""
+    import tempfile
+
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    monkeypatch.delenv(recorder.RECORDER_ENV, raising=False)
+    with recorder.serving(f"sqlite:///{tmp_path / 'mlflow.db'}", "e", tmp_path) as path:
+        assert path is None and recorder.RECORDER_ENV not in os.environ
+    assert list(deep.iterdir()) == []  # its directory is gone too
+
+
 def test_it_ends_with_its_check_even_while_mlflow_still_loads(tmp_path: Path) -> None:
     """A no-op check ends before MLflow has loaded: the recorder ends with it, it does not
     linger (nor keep a pipe of the caller's open)."""

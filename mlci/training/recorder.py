@@ -42,16 +42,42 @@ RECORDER_ENV = "MLCI_RECORDER"
 
 
 @contextlib.contextmanager
-def serving(tracking_uri: str, experiment: str, root: Path) -> Iterator[str]:
+def serving(tracking_uri: str, experiment: str, root: Path) -> Iterator[str | None]:
     """A recorder for the duration, named in ``os.environ[MLCI_RECORDER]`` for the stages.
 
-    The socket is bound here, before the child starts, so a stage that connects while the
-    recorder still imports MLflow waits in the queue instead of missing it.
+    Yields the socket's path, or None when no recorder could start (no Unix sockets here, or a
+    temporary directory whose path is too long for one): the stages then record themselves,
+    as without ``mlci run``. It is a shortcut, never a new way to fail.
     """
+    started = _start(tracking_uri, experiment, root)
+    if started is None:
+        yield None
+        return
+    proc, directory, path = started
+    previous = os.environ.get(RECORDER_ENV)
+    os.environ[RECORDER_ENV] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(RECORDER_ENV, None)
+        else:
+            os.environ[RECORDER_ENV] = previous
+        _stop(proc)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _start(
+    tracking_uri: str, experiment: str, root: Path
+) -> tuple[subprocess.Popen[str], str, str] | None:
+    """The recorder process, its private directory and its socket's path; None where one
+    cannot start. The socket is bound here, before the child starts, so a stage that connects
+    while the recorder still imports MLflow waits in the queue instead of missing it."""
+    if os.name == "nt" or not hasattr(socket, "AF_UNIX"):
+        return None  # no Unix sockets to pass to a child
     directory = tempfile.mkdtemp(prefix="mlci-rec-")  # mode 0700
     path = os.path.join(directory, "sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    previous = os.environ.get(RECORDER_ENV)
     proc: subprocess.Popen[str] | None = None
     try:
         listener.bind(path)
@@ -69,18 +95,14 @@ def serving(tracking_uri: str, experiment: str, root: Path) -> Iterator[str]:
         assert proc.stdin is not None
         proc.stdin.write(json.dumps({**config, "root": str(root)}) + "\n")
         proc.stdin.flush()
-        listener.close()  # the child has its own copy
-        os.environ[RECORDER_ENV] = path
-        yield path
-    finally:
-        if previous is None:
-            os.environ.pop(RECORDER_ENV, None)
-        else:
-            os.environ[RECORDER_ENV] = previous
-        listener.close()
+    except OSError:  # e.g. "AF_UNIX path too long"
         if proc is not None:
             _stop(proc)
         shutil.rmtree(directory, ignore_errors=True)
+        return None
+    finally:
+        listener.close()  # the child has its own copy
+    return proc, directory, path
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -108,7 +130,7 @@ def wanted() -> bool:
 def available() -> bool:
     """Whether a recorder is named for this process (it may still decline a request)."""
     path = os.environ.get(RECORDER_ENV)
-    return bool(path) and os.path.exists(str(path))
+    return bool(path) and wanted() and os.path.exists(str(path))
 
 
 def request(op: str, tracking_uri: str, **payload: Any) -> dict[str, Any] | None:
@@ -137,7 +159,7 @@ def request(op: str, tracking_uri: str, **payload: Any) -> dict[str, Any] | None
     except ValueError:
         raise MlflowError(
             f"mlci's MLflow recorder ({RECORDER_ENV}) ended without answering a {op} request",
-            fix=f"re-run; to record in the stage's own process instead, unset {RECORDER_ENV}",
+            fix=f"re-run; to record in each stage's own process instead, set {RECORDER_ENV}=off",
         ) from None
     if "error" in reply:
         raise worker.rebuild(reply["error"])
