@@ -205,7 +205,9 @@ def of_comparison(c: Comparison) -> Verdict:
         return Verdict(Outcome.REPORTED, f"reported, not judged: no gates are configured; {worse}")
     extra = "" if c.has_baseline else " (no baseline on base)"
     ungated = [m.name for m in c.worsened]
-    tail = f"; ungated, {_count(ungated, 'metric')} got worse: {_names(ungated)}" if ungated else ""
+    tail = (
+        f"; ungated, {_count(ungated, 'metric')} got worse: {name_list(ungated)}" if ungated else ""
+    )
     return Verdict(Outcome.PASSED, f"all {_count(c.gated, 'gate')} passed{extra}{tail}")
 
 
@@ -219,7 +221,7 @@ def _worse_summary(c: Comparison) -> str:
     if not worse:
         return f"none of the {_count(known, 'metric')} with a known direction got worse"
     return f"{len(worse)} of {_count(known, 'metric')} with a known direction got worse: " + (
-        _names(worse)
+        name_list(worse)
     )
 
 
@@ -228,6 +230,7 @@ def _count(items: Any, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _names(names: list[str], shown: int = 5) -> str:
+def name_list(names: list[str], shown: int = 5) -> str:
+    """The first ``shown`` names, and how many more."""
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more

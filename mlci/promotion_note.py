@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from mlci.limits import COMMENT_LIMIT
 from mlci.markdown import code, fit, inert
 from mlci.metrics import Comparison
-from mlci.outcome import Outcome, of_comparison
+from mlci.outcome import Outcome, name_list, of_comparison
 from mlci.report import metrics_section
 
 
@@ -39,8 +39,7 @@ def _unjudged(f: PromotionFacts) -> tuple[str, str] | None:
         return None
     gated = of_comparison(f.comparison).outcome is not Outcome.REPORTED
     how = "no gate covers them" if gated else "no gates are configured"
-    more = f" and {len(worse) - 5} more" if len(worse) > 5 else ""
-    names = ", ".join(m.name for m in worse[:5]) + more
+    names = name_list([m.name for m in worse])
     return f"{len(worse)} metric(s) got worse than the champion and {how}", names
 
 

@@ -53,12 +53,18 @@ def probe(tracking_uri: str) -> None:
     _probed.add(tracking_uri)
 
 
+def sqlite_file(tracking_uri: str) -> Path | None:
+    """The database file of a local SQLite store (``sqlite:///...``), else None."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri.removeprefix("sqlite:///"))
+
+
 def store_absent(tracking_uri: str) -> bool:
     """Whether the tracking URI names a local SQLite store that does not exist yet (so it
     holds no run): a question answered without importing MLflow."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return False
-    return not Path(tracking_uri.removeprefix("sqlite:///")).exists()
+    db = sqlite_file(tracking_uri)
+    return db is not None and not db.exists()
 
 
 def ensure_experiment(name: str, tracking_uri: str, root: Path) -> str:
@@ -69,10 +75,8 @@ def ensure_experiment(name: str, tracking_uri: str, root: Path) -> str:
         exp = mlflow.get_experiment_by_name(name)
         if exp is not None:
             return str(exp.experiment_id)
-        location = None
-        if tracking_uri.startswith("sqlite:///"):
-            db = Path(tracking_uri.removeprefix("sqlite:///"))
-            location = (db.parent / "artifacts").as_uri()
+        db = sqlite_file(tracking_uri)
+        location = None if db is None else (db.parent / "artifacts").as_uri()
         return str(mlflow.create_experiment(name, artifact_location=location))
     except Exception as exc:
         raise unreachable(tracking_uri, exc) from None
