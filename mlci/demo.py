@@ -19,6 +19,7 @@ import yaml
 from mlci import console, data
 from mlci.errors import ConfigError, StageError
 from mlci.example import copy_files
+from mlci.training.worker import python_command
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "mlci demo",
@@ -123,7 +124,7 @@ def run_demo(directory: Path | None, *, regress: bool = False) -> int:
     console.step(f"CI checkout (depth 1, one branch): {checkout}")
     console.step("mlci run --base main")
     proc = subprocess.run(
-        [sys.executable, "-m", "mlci", "run", "--base", "main"], cwd=checkout, check=False
+        [*python_command(), "-m", "mlci", "run", "--base", "main"], cwd=checkout, check=False
     )
     console.info(
         f"\ndemo workspace kept at {work}; report: {checkout / '.mlci' / 'report.md'}; "

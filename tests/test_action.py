@@ -390,13 +390,43 @@ def test_on_a_master_default_branch_the_file_decides_what_inputs_leave_unset(
     assert not github.violations, github.violations
 
 
+def plant_shadows(ci: Path, proof: Path) -> None:
+    """What a fork can add to its checkout: its own ``mlci/__main__.py`` and a top-level
+    ``click.py`` (and ``pip``), each of which, if ever imported, writes ``proof`` (with the
+    token it found) and exits 0 as if all had passed."""
+    payload = (
+        "import os, sys\n"
+        f"with open({str(proof)!r}, 'a') as fh:\n"
+        "    fh.write(__name__ + ' ' + os.environ.get('GITHUB_TOKEN', '') + '\\n')\n"
+        "sys.exit(0)\n"
+    )
+    (ci / "mlci" / "__main__.py").write_text(payload, encoding="utf-8")
+    (ci / "click.py").write_text(payload, encoding="utf-8")
+    (ci / "pip").mkdir()
+    (ci / "pip" / "__init__.py").write_text(payload, encoding="utf-8")
+    (ci / "pip" / "__main__.py").write_text(payload, encoding="utf-8")
+
+
 @pytest.mark.slow
 def test_pull_request_target_from_a_fork_is_refused(
     workspace: Workspace, github: FakeGitHub
 ) -> None:
+    """The fork's checkout carries modules that shadow mlci, click and pip. The action starts
+    Python so that none of them runs (the token never reaches them), and mlci's own guard
+    refuses the fork."""
     ci = checkout(workspace, "pr/tune-model")
+    proof = workspace.work / "shadow-ran.txt"
+    plant_shadows(ci, proof)
+    # The shadows are real: `python -m mlci` in that checkout runs the fork's code.
+    naive = subprocess.run(
+        [sys.executable, "-m", "mlci", "--version"], cwd=ci, capture_output=True, check=False
+    )
+    assert naive.returncode == 0 and proof.read_text(encoding="utf-8").startswith("__main__")
+    proof.unlink()
+
     event = pr_event(github, ci, head_repo="mallory/demo")
     run = act(workspace, github, ci, "pull_request_target", event)
+    assert not proof.exists(), proof.read_text(encoding="utf-8")
     assert run.returncode != 0
     assert run.step_exit_code() == 2, run.log[-6000:]
     assert "fork mallory/demo" in run.log
@@ -417,9 +447,9 @@ def test_the_action_installs_mlci_when_the_version_differs_and_rejects_unknown_c
     fake = workspace.work / "python-with-old-mlci"
     fake.write_text(
         "#!/bin/sh\n"
-        'if [ "$1 $2 $3" = "-m mlci --version" ]; then echo "mlci, version 0.0.1"; exit 0; fi\n'
-        'if [ "$1 $2" = "-m pip" ]; then\n'
-        f'  test -f "$5/action.yml" && test -f "$5/mlci/__init__.py" && echo "$@" >> {calls}\n'
+        'if [ "$2 $3 $4" = "-m mlci --version" ]; then echo "mlci, version 0.0.1"; exit 0; fi\n'
+        'if [ "$2 $3" = "-m pip" ]; then\n'
+        f'  test -f "$6/action.yml" && test -f "$6/mlci/__init__.py" && echo "$@" >> {calls}\n'
         "  exit 0\nfi\n"
         f'exec {sys.executable} "$@"\n',
         encoding="utf-8",
@@ -433,7 +463,8 @@ def test_the_action_installs_mlci_when_the_version_differs_and_rejects_unknown_c
     assert f"installing mlci {__version__} from" in run.log
     # pip was asked to install the action's own directory (it held action.yml and mlci/)
     (pip,) = calls.read_text(encoding="utf-8").splitlines()
-    assert pip.split()[:3] == ["-m", "pip", "install"]
+    # with -P: the checkout's files cannot shadow pip
+    assert pip.split()[:4] == ["-P", "-m", "pip", "install"]
     assert "git dirty" in run.log  # then `mlci doctor` ran with that interpreter
 
     bad = act(workspace, github, ci, "pull_request", event, MLCI_COMMAND="sh -c id")

@@ -118,9 +118,11 @@ class Worker:
 
 
 def python_command() -> list[str]:
-    """This Python, run so that the project's own files cannot shadow mlflow, sqlalchemy, ...
-    (``-P``, Python 3.11+)."""
-    return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else [])]
+    """This Python, started so that the files of the current directory (a project's, a pull
+    request's) cannot shadow mlci, click, mlflow, ...: ``-P`` keeps the current directory off
+    ``sys.path`` (Python 3.11+); older Pythons get isolated mode, ``-I``, which also leaves
+    ``PYTHONPATH`` out (mlci must then be installed, as it is by pip)."""
+    return [sys.executable, "-P" if sys.version_info >= (3, 11) else "-I"]
 
 
 def child_env() -> dict[str, str]:
