@@ -199,3 +199,33 @@ def fetch_commit(root: Path, sha: str) -> bool:
         return False
     _git(root, "fetch", "--no-tags", "--depth=1", "origin", sha, check=False)
     return rev_sha(root, sha) is not None
+
+
+_REF_FORBIDDEN = set(" ~^:?*[\\\x7f")
+
+
+def branch_problem(name: str) -> str | None:
+    """Why ``name`` is not a branch name mlci may push to, or None.
+
+    git's own rules for ``refs/heads/<name>`` (``git check-ref-format``): no ``..``, ``@{``,
+    control characters, space or ``~^:?*[\\``; no component that starts with ``.`` or ends
+    with ``.lock``; no leading, trailing or doubled ``/``; no trailing ``.``; not ``@``. And
+    none that only looks like a branch: ``HEAD``, ``refs/...``, or a leading ``-`` (an option).
+    """
+    if not name:
+        return "it is empty"
+    if name.startswith("-"):
+        return "it starts with '-'"
+    if name == "HEAD" or name == "@" or name.startswith("refs/"):
+        return f"{name!r} names a ref, not a branch"
+    bad = sorted({c for c in name if c in _REF_FORBIDDEN or ord(c) < 0x20})
+    if bad:
+        return f"it contains {', '.join(repr(c) for c in bad)}"
+    if ".." in name or "@{" in name:
+        return "it contains '..' or '@{'"
+    if name.startswith("/") or name.endswith(("/", ".")) or "//" in name:
+        return "it starts or ends with '/', ends with '.', or has '//'"
+    for part in name.split("/"):
+        if part.startswith(".") or part.endswith(".lock"):
+            return f"its part {part!r} starts with '.' or ends with '.lock'"
+    return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -155,5 +156,5 @@ class IssuesAndPulls(HttpClient):
         payload: dict[str, Any] = {"ref": ref}
         if inputs:
             payload["inputs"] = dict(inputs)
-        path = f"/repos/{self.repository}/actions/workflows/{workflow}/dispatches"
+        path = f"/repos/{self.repository}/actions/workflows/{quote(workflow, safe='')}/dispatches"
         self._request("POST", path, why, json=payload)

@@ -58,6 +58,14 @@ def _escape(match: re.Match[str]) -> str:
     return _ENTITIES[found]
 
 
+def plain_title(text: object, limit: int = 256) -> str:
+    """``text`` as an issue or pull-request title, which GitHub shows as plain text: one
+    printable line of at most ``limit`` characters (GitHub's 256), and a zero-width space
+    after every ``@`` and ``#`` so that no @mention or #reference comes out of data."""
+    s = re.sub(r"[@#]", lambda m: m.group() + "\u200b", flat(text, None))
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
 def inert(text: object, limit: int | None = 200) -> str:
     """``text`` as plain characters in Markdown prose, a GFM table cell or an HTML block.
 

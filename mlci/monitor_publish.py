@@ -15,9 +15,11 @@ from mlci import monitor_report
 from mlci.ci import CIContext
 from mlci.config import Settings
 from mlci.errors import MlciError
+from mlci.markdown import inert
 from mlci.monitor_settings import MonitorSettings
 
 if TYPE_CHECKING:
+    from mlci.github import PullResult
     from mlci.monitor import MonitorResult
 
 REPORT = ".mlci/monitor.md"
@@ -100,13 +102,18 @@ def _to_github(
     if ms.on_breach == "pr":
         from mlci import retrain
 
-        proposal = retrain.propose(root, settings, ms, result, gh, _base_branch(ctx))
-        if proposal is not None:
-            result.pr_url = proposal.url
-            verb = "opened" if proposal.created else "updated"
-            links.append(f"retraining pull request {verb}: {proposal.url}")
+        reserved = {
+            ctx.default_branch or "": "repository's default branch",
+            settings.promote_branch or "": "promotion branch",
+            settings.plots.branch: "plot images branch",
+        }
+        try:
+            proposal = retrain.propose(root, settings, ms, result, gh, _base_branch(ctx), reserved)
+        except MlciError as exc:  # said in the issue too, which is still updated; raised after
+            result.publish_error = exc
+            links.append(f"no retraining pull request: {inert(exc.one_line(), 600)}")
         else:
-            links.append("no retraining pull request: " + "; ".join(result.notes[-1:]))
+            _proposed(result, proposal, links)
     if ms.on_breach == "dispatch" and not is_open:
         # no inputs: a workflow that declares none answers 422 to any
         gh.workflow_dispatch(str(ms.workflow), _base_branch(ctx))
@@ -117,6 +124,15 @@ def _to_github(
     issue = gh.issue_upsert(title, body, mark)
     result.issue_url = issue.url
     return history, links
+
+
+def _proposed(result: MonitorResult, proposal: PullResult | None, links: list[str]) -> None:
+    if proposal is not None:
+        result.pr_url = proposal.url
+        verb = "opened" if proposal.created else "updated"
+        links.append(f"retraining pull request {verb}: {proposal.url}")
+    else:
+        links.append("no retraining pull request: " + "; ".join(result.notes[-1:]))
 
 
 def _base_branch(ctx: CIContext) -> str:

@@ -12,8 +12,9 @@ import json
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from mlci.markdown import code, fit, inert
+from mlci.markdown import code, fit, inert, plain_title
 
 if TYPE_CHECKING:
     from mlci.monitor import MonitorResult
@@ -24,8 +25,10 @@ BODY_LIMIT = 60_000  # below GitHub's 65,536 characters, with room for the marke
 
 
 def marker(model_name: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.@-]", "_", model_name)
-    return f"{MARKER_PREFIX}{safe} -->"
+    """The hidden marker of the model's living issue: one per model name, exactly
+    (percent-encoded, so ``fraud v2`` and ``fraud_v2`` never share an issue; a name of
+    letters, digits and ``_.@-`` keeps the marker it always had)."""
+    return f"{MARKER_PREFIX}{quote(model_name, safe='_.@-')} -->"
 
 
 def history_of(body: str | None) -> list[dict[str, Any]]:
@@ -184,7 +187,7 @@ def render(
 
 
 def issue_title(model_name: str, status: str) -> str:
-    return f"mlci monitor: {model_name} champion {status}"[:250]
+    return plain_title(f"mlci monitor: {model_name} champion {status}")
 
 
 def closing_comment(result: MonitorResult) -> str:

@@ -8,6 +8,7 @@ rest (``base_settings``).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from mlci.errors import ConfigError
 from mlci.gates import Gate, parse_gate, reject_unknown, suggest
+from mlci.git import branch_problem
 
 ON_BREACH = ("issue", "pr", "dispatch")
 
@@ -122,6 +124,14 @@ class MonitorSettings:
                 f"{where}.on_breach is dispatch but no workflow is named",
                 fix="set `workflow:` to the workflow file to dispatch, e.g. mlci-retrain.yml",
             )
+        if self.workflow is not None and not re.fullmatch(
+            r"[0-9]+|[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml", self.workflow
+        ):
+            raise ConfigError(
+                f"{where}.workflow: {self.workflow!r} is not a workflow file name or id",
+                fix="name the file in .github/workflows/ (e.g. `workflow: mlci-retrain.yml`), "
+                "or its numeric id",
+            )
         if self.snapshot is not None and (
             Path(self.snapshot).is_absolute() or ".." in Path(self.snapshot).parts
         ):
@@ -129,8 +139,12 @@ class MonitorSettings:
                 f"{where}.snapshot: {self.snapshot!r} points outside the project",
                 fix="give a path inside the repository",
             )
-        if not self.branch or self.branch.startswith(("-", "/")) or ".." in self.branch:
-            raise ConfigError(f"{where}.branch: {self.branch!r} is not a branch name", fix="fix it")
+        problem = branch_problem(self.branch)
+        if problem:
+            raise ConfigError(
+                f"{where}.branch: {self.branch!r} is not a branch mlci may push to: {problem}",
+                fix="name a branch of its own for the retraining PR, e.g. `branch: mlci/retrain`",
+            )
         return self
 
     def override(self, **flags: Any) -> MonitorSettings:

@@ -29,7 +29,7 @@ import yaml
 from mlci import ci
 from mlci.config import Settings
 from mlci.errors import ConfigError, DvcRemoteError, ExternalError, RepoError
-from mlci.markdown import code, inert
+from mlci.markdown import code, inert, plain_title
 from mlci.monitor_settings import MonitorSettings
 
 if TYPE_CHECKING:
@@ -114,6 +114,53 @@ def _repoint(tree: Path, data_path: str, snapshot: str) -> str:
     return ""
 
 
+TRAILER = "Mlci-Retrain"  # on every commit mlci puts on a retraining branch: the model's name
+
+
+def refuse_reserved(branch: str, reserved: dict[str, str]) -> None:
+    """A retraining branch is never one of the repository's own: ``reserved`` maps the names
+    it must not be (the default, base, promotion and images branches) to what they are."""
+    for name, what in reserved.items():
+        if name and branch == name:
+            raise ConfigError(
+                f"mlci.monitor.branch is {branch!r}, the {what}: mlci force-pushes the "
+                "retraining branch and will not move that one",
+                fix="name a branch of its own for the retraining PR, e.g. `branch: mlci/retrain`",
+            )
+
+
+def _lease(root: Path, branch: str, model: str, env: dict[str, str]) -> str:
+    """The commit the remote's ``branch`` is at ("" when it does not exist), once it is proven
+    to be a retraining commit of this model that mlci made; a branch mlci did not create is
+    never force-pushed."""
+    ref = f"refs/heads/{branch}"
+    listed = _git(root, "ls-remote", "--heads", "origin", ref, env=env, check=False)
+    if listed.returncode != 0:
+        from mlci.git import git_reason
+
+        raise ExternalError(
+            f"git ls-remote of branch {branch} failed: {git_reason(listed.stderr)}",
+            fix="check the remote `origin` and the job's `contents` permission",
+        )
+    found = [ln.split("\t")[0] for ln in listed.stdout.splitlines() if ln.endswith("\t" + ref)]
+    if not found:
+        return ""
+    sha = found[0]
+    _git(root, "fetch", "-q", "--no-tags", "origin", ref, env=env, check=False)
+    message = _git(root, "log", "-1", "--format=%B", sha, check=False).stdout
+    trailers = re.findall(rf"(?mi)^{TRAILER}:[ \t]*(.*?)[ \t]*$", message)
+    legacy = not trailers and message.startswith(f"mlci monitor: retrain {model} on ")
+    if trailers[-1:] != [model] and not legacy:
+        whose = f"a retraining of {trailers[-1]!r}" if trailers else "not made by mlci monitor"
+        raise ConfigError(
+            f"branch {branch} exists on origin and its tip {sha[:12]} is {whose}: mlci "
+            "force-pushes only a retraining branch it made for this model",
+            fix="set mlci.monitor.branch to a branch of this model's own (or delete that "
+            "branch if it is a stale retraining branch)",
+        )
+    return sha
+
+
 def propose(
     root: Path,
     settings: Settings,
@@ -121,11 +168,14 @@ def propose(
     result: MonitorResult,
     gh: Any,
     base: str,
+    reserved: dict[str, str],
 ) -> PullResult | None:
     """Open or update the retraining PR; None (with a note on ``result``) when there is
-    nothing to propose."""
+    nothing to propose. ``reserved``: the branches it may never push (see
+    :func:`refuse_reserved`)."""
     from mlci.training.base import train_params
 
+    refuse_reserved(ms.branch, {base: "base branch", **reserved})
     snapshot = result.snapshot
     if not result.labelled:
         result.notes.append("the snapshot has no labels to train on: no retraining PR")
@@ -157,14 +207,17 @@ def propose(
             else ["-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}"]
         )
         message = f"mlci monitor: retrain {settings.model_name} on {snapshot}"
-        _git(tree, *who, "commit", "-q", "-m", message, "-m", result.summary[:2000])
+        trailer = f"{TRAILER}: {settings.model_name}"
+        _git(tree, *who, "commit", "-q", "-m", message, "-m", result.summary[:2000], "-m", trailer)
+        env = _push_env(root)
+        lease = _lease(root, ms.branch, settings.model_name, env)
         push = _git(
             tree,
             "push",
-            "--force",
+            f"--force-with-lease=refs/heads/{ms.branch}:{lease}",
             "origin",
             f"HEAD:refs/heads/{ms.branch}",
-            env=_push_env(root),
+            env=env,
             check=False,
         )
         if push.returncode != 0:
@@ -177,7 +230,7 @@ def propose(
     finally:
         _git(root, "worktree", "remove", "--force", str(tree), check=False)
         shutil.rmtree(tmp, ignore_errors=True)
-    title = f"mlci: retrain {settings.model_name} on {snapshot}"
+    title = plain_title(f"mlci: retrain {settings.model_name} on {snapshot}")
     return gh.pulls_upsert(ms.branch, base, title, _body(settings, result, change))  # type: ignore[no-any-return]
 
 

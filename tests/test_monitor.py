@@ -237,6 +237,119 @@ def test_relabelled_data_is_degraded_and_opens_one_retraining_pr(
     assert not github.violations, github.violations
 
 
+def _with_monitor(project: Workspace, lines: str) -> str:
+    """params.yaml with ``lines`` in an ``mlci.monitor`` section; returns the text to restore."""
+    params = project.project / "params.yaml"
+    saved = params.read_text(encoding="utf-8")
+    params.write_text(saved.replace("mlci:\n", f"mlci:\n{lines}"), encoding="utf-8")
+    return saved
+
+
+@pytest.mark.parametrize(
+    ("setting", "why"),
+    [
+        ("  monitor:\n    branch: main\n", "the base branch"),
+        ("  promote_branch: release\n  monitor:\n    branch: release\n", "promotion branch"),
+        ("  plots:\n    branch: bot/imgs\n  monitor:\n    branch: bot/imgs\n", "images branch"),
+    ],
+)
+def test_the_retraining_branch_is_never_one_of_the_repositorys_own(
+    project: Workspace, github: FakeGitHub, setting: str, why: str
+) -> None:
+    """`monitor.branch: main` (or the promotion or images branch) is refused before anything
+    is pushed: the branch on origin does not move, no PR is opened, the issue says why."""
+    origin = project.work / "origin.git"
+    before = git(origin, "for-each-ref")
+    saved = _with_monitor(project, setting)
+    try:
+        run = _monitor(
+            project, github, "--snapshot", "data/snapshots/relabelled.csv", "--on-breach", "pr"
+        )
+    finally:
+        (project.project / "params.yaml").write_text(saved, encoding="utf-8")
+    # the champion's status stays the exit code; the refusal is an error line and in the issue
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert why in run.stderr and "will not move that one" in run.stderr
+    assert git(origin, "for-each-ref") == before
+    assert not github.requests_to("POST", r"/pulls$")
+    (issue,) = _issues(github)
+    assert "no retraining pull request" in issue["body"] and why in issue["body"]
+    assert "will not move that one" in (project.project / ".mlci" / "monitor.md").read_text()
+
+
+def test_a_branch_mlci_did_not_create_is_never_force_pushed(
+    project: Workspace, github: FakeGitHub
+) -> None:
+    """A person's branch of the configured name is left as it is (said as an error); a
+    retraining branch of this model that mlci made is updated (the lease names the commit it
+    checked)."""
+    origin = project.work / "origin.git"
+    p = project.project
+    git(p, "checkout", "-q", "-b", "team/retrain", "main")
+    (p / "NOTES.md").write_text("a person's work\n", encoding="utf-8")
+    git(p, "add", "NOTES.md")
+    git(p, "commit", "-q", "-m", "A person's work in progress")
+    git(p, "push", "-q", "origin", "team/retrain")
+    git(p, "checkout", "-q", "main")
+    theirs = git(origin, "rev-parse", "team/retrain")
+    saved = _with_monitor(project, "  monitor:\n    branch: team/retrain\n")
+    snap = "data/snapshots/relabelled.csv"
+    try:
+        run = _monitor(project, github, "--snapshot", snap, "--on-breach", "pr")
+        assert run.returncode == 4, run.stdout + run.stderr
+        assert "not made by mlci monitor" in run.stderr
+        assert git(origin, "rev-parse", "team/retrain") == theirs
+        assert not github.requests_to("POST", r"/pulls$")
+        # once the person's branch is gone, mlci creates it, then updates only its own
+        git(origin, "branch", "-D", "team/retrain")
+        for _ in range(2):
+            run = _monitor(project, github, "--snapshot", snap, "--on-breach", "pr")
+            assert run.returncode == 4, run.stdout + run.stderr
+        message = git(origin, "log", "-1", "--format=%B", "team/retrain")
+        assert f"Mlci-Retrain: {MODEL}" in message
+        assert len(github.requests_to("POST", r"/pulls$")) == 1
+    finally:
+        (p / "params.yaml").write_text(saved, encoding="utf-8")
+        git(origin, "branch", "-D", "team/retrain")
+
+
+def test_branch_names_follow_gits_own_rules_and_workflows_are_file_names() -> None:
+    from mlci.errors import ConfigError
+    from mlci.git import branch_problem
+    from mlci.monitor_settings import MonitorSettings
+
+    names = [
+        "mlci/retrain", "bot/retrain-2", "a..b", "a b", "x.lock", "a/.hidden", "/x", "x/",
+        "a//b", "end.", "a@{1}", "co:lon", "t~1", "q?", "st*r", "br[", "back\\slash",
+        "ctl\x01", "ünï/cödé", "a/b.lock/c",
+    ]  # fmt: skip
+    for name in names:
+        by_git = subprocess.run(
+            ["git", "check-ref-format", f"refs/heads/{name}"], capture_output=True, check=False
+        )
+        assert (branch_problem(name) is None) == (by_git.returncode == 0), name
+    for name in ("HEAD", "@", "refs/heads/main", "-f", ""):  # git takes them; they mislead
+        assert branch_problem(name), name
+        with pytest.raises(ConfigError, match="not a branch mlci may push to"):
+            MonitorSettings.from_mapping({"branch": name})
+    for workflow in ("../../../pulls", "a/b.yml", ".yml", "x.yml/../y", "retrain"):
+        with pytest.raises(ConfigError, match="not a workflow file name or id"):
+            MonitorSettings.from_mapping({"on_breach": "dispatch", "workflow": workflow})
+    for workflow in ("retrain.yml", "mlci-retrain.yaml", "161335"):
+        assert MonitorSettings.from_mapping({"workflow": workflow}).workflow == workflow
+
+
+def test_markers_and_titles_tell_models_apart_and_stay_plain() -> None:
+    from mlci.monitor_report import issue_title, marker
+
+    names = ["fraud v2", "fraud_v2", "fraud-v2", "fraud%20v2", "fraud/v2"]
+    assert len({marker(n) for n in names}) == len(names)
+    assert marker(MODEL) == MARKER  # a plain name keeps the marker it always had
+    title = issue_title("@octocat #1\nhi\x1b[31m " + "x" * 400, "degraded")
+    assert len(title) <= 256 and "\n" not in title and "\x1b" not in title
+    assert "@octocat" not in title and "#1" not in title
+
+
 def test_dispatch_fires_once_per_breach(project: Workspace, github: FakeGitHub) -> None:
     params = project.project / "params.yaml"
     saved = params.read_text(encoding="utf-8")
