@@ -42,6 +42,9 @@ class Published:
     check_url: str | None = None
 
 
+UNVERIFIED = " (reported by the PR's job)"  # the check-run name of a report from an artifact
+
+
 def marker(report_name: str) -> str:
     from mlci.report import marker_for
 
@@ -72,12 +75,20 @@ class Publisher:
     check-run fallback. ``client`` is None where there is no token or repository."""
 
     def __init__(
-        self, settings: Settings, ctx: CIContext, on_wait: Callable[[str], None] | None = None
+        self,
+        settings: Settings,
+        ctx: CIContext,
+        on_wait: Callable[[str], None] | None = None,
+        *,
+        unverified: bool = False,
     ) -> None:
         from mlci.github import GitHubClient
 
         self.settings = settings
         self.ctx = ctx
+        # A report from an artifact (a fork's job): its verdict is the job's claim, which this
+        # side cannot verify, so its check never passes under the check's own name.
+        self.unverified = unverified
         token = ci.token()
         self.client: GitHubClient | None = None
         if token and ctx.repository:
@@ -108,20 +119,22 @@ class Publisher:
         if self.client is None or not self.ctx.head_sha:
             return None
         name = f"mlci: {self.settings.report_name}"
+        conclusion, title = verdict.outcome.conclusion, verdict.summary[:200] or verdict.status
+        if self.unverified:
+            name += UNVERIFIED
+            # a claimed pass is neutral (never green); a claimed failure only hurts the claimant
+            conclusion = "neutral" if conclusion == "success" else conclusion
+            title = f"reported by the PR's job, not verified: {title}"[:200]
         try:
             return self.client.create_check_run(
-                self.ctx.head_sha,
-                name,
-                verdict.outcome.conclusion,
-                verdict.summary[:200] or verdict.status,
-                markdown,
-                annotations,
+                self.ctx.head_sha, name, conclusion, title, markdown, annotations
             )
         except GitHubError as exc:
             if exc.status != 403:
                 raise
+        description = f"unverified: {verdict.summary}" if self.unverified else verdict.summary
         self.client.set_commit_status(
-            self.ctx.head_sha, verdict.outcome.state, verdict.summary, name, self.ctx.run_url
+            self.ctx.head_sha, verdict.outcome.state, description, name, self.ctx.run_url
         )
         return None
 
@@ -285,10 +298,15 @@ def publish_artifact(directory: Path, settings: Settings, ctx: CIContext) -> Pub
         )
     if ctx.head_sha and ctx.event_name == "workflow_run" and ctx.head_sha != art.head_sha:
         raise _untrusted(f"the workflow run built {ctx.head_sha[:12]}, not {art.head_sha[:12]}")
-    settings = dataclasses.replace(settings, report_name=art.report_name)
+    if art.report_name != settings.report_name:
+        raise _untrusted(
+            f"its report_name {art.report_name!r} is not the one this job publishes "
+            f"({settings.report_name!r}: `report-name` input, --report-name or "
+            "mlci.report_name); a PR's artifact cannot post under another report's marker"
+        )
     ctx = dataclasses.replace(ctx, pr_number=art.pr_number)
     markdown = _with_saved_images(directory, settings, client, art)
-    publisher = Publisher(settings, ctx)  # the report name and PR are the artifact's
+    publisher = Publisher(settings, ctx, unverified=True)  # the PR is the artifact's
     body = marker(art.report_name) + "\n" + markdown
     return publish(settings, ctx, body, art.verdict, publisher=publisher)
 

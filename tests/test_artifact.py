@@ -52,7 +52,7 @@ def save(directory: Path, report: str = "# Report\n", **meta: object) -> Path:
 
 
 def publish_from(
-    github: FakeGitHub, root: Path, artifact: Path, work: Path
+    github: FakeGitHub, root: Path, artifact: Path, work: Path, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     event = work / "run.json"
     event.write_text(json.dumps({"workflow_run": {"head_sha": HEAD}}))
@@ -67,6 +67,7 @@ def publish_from(
             "GITHUB_API_URL": github.url,
             "GITHUB_STEP_SUMMARY": str(work / "summary.md"),
             "GITHUB_OUTPUT": str(work / "output.txt"),
+            **extra,
         }
     )
     return subprocess.run(
@@ -205,6 +206,46 @@ def test_a_nested_marker_cannot_take_over_another_reports_comment(
     assert other["body"] == f"{marker_for('other')}\nthe other report"
     summary = (tmp_path / "summary.md").read_text()
     assert marker_for("other") not in summary
+    assert github.violations == []
+
+
+@pytest.mark.parametrize("name", ["mlci-promotion", "other"])
+def test_an_artifact_posts_only_under_the_report_name_the_job_configured(
+    github: FakeGitHub, publisher: Path, tmp_path: Path, name: str
+) -> None:
+    """A fork's artifact that names another report (the promotion note's, or any other) would
+    post under that report's marker: refused, nothing posted."""
+    art = save(tmp_path / "artifact", "# Report\n", report_name=name)
+
+    proc = publish_from(github, publisher, art, tmp_path)
+
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"report_name '{name}' is not the one this job publishes ('mlci'" in proc.stderr
+    assert not github.requests_to("POST") and not github.requests_to("PATCH")
+    # the job that publishes that report by name posts it
+    ok = publish_from(github, publisher, art, tmp_path, MLCI_REPORT_NAME=name)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (posted,) = github.comments[7]
+    assert posted["body"].startswith(marker_for(name))
+
+
+@pytest.mark.parametrize(("verdict", "conclusion"), [("passed", "neutral"), ("failed", "failure")])
+def test_a_forks_claimed_verdict_never_makes_a_green_check(
+    github: FakeGitHub, publisher: Path, tmp_path: Path, verdict: str, conclusion: str
+) -> None:
+    """The check run of an artifact's report carries a name of its own (a required check named
+    `mlci: mlci` is never satisfied by it) and a claimed pass is neutral, never success."""
+    art = save(tmp_path / "artifact", "# Report\n", verdict=verdict, exit_code=0)
+
+    # the Actions token (an integration: it may create check runs)
+    token = github.integration_token
+    proc = publish_from(github, publisher, art, tmp_path, MLCI_CHECK_RUN="true", GITHUB_TOKEN=token)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run,) = [r["json"] for r in github.check_runs.values()]
+    assert run["name"] == "mlci: mlci (reported by the PR's job)"
+    assert run["conclusion"] == conclusion
+    assert run["output"]["title"].startswith("reported by the PR's job, not verified")
     assert github.violations == []
 
 
