@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cmark import assert_inert, render
 from conftest import Workspace, git
 from github_server import FakeGitHub
 
@@ -288,7 +289,9 @@ def test_a_branch_mlci_did_not_create_is_never_force_pushed(
     git(p, "checkout", "-q", "-b", "team/retrain", "main")
     (p / "NOTES.md").write_text("a person's work\n", encoding="utf-8")
     git(p, "add", "NOTES.md")
-    git(p, "commit", "-q", "-m", "A person's work in progress")
+    # its trailer names another "model", with markup a reader must never see live
+    hostile = "<img src=x onerror=alert(1)> @octocat [x](https://evil.example) #1"
+    git(p, "commit", "-q", "-m", "A person's work in progress", "-m", f"Mlci-Retrain: {hostile}")
     git(p, "push", "-q", "origin", "team/retrain")
     git(p, "checkout", "-q", "main")
     theirs = git(origin, "rev-parse", "team/retrain")
@@ -297,9 +300,12 @@ def test_a_branch_mlci_did_not_create_is_never_force_pushed(
     try:
         run = _monitor(project, github, "--snapshot", snap, "--on-breach", "pr")
         assert run.returncode == 4, run.stdout + run.stderr
-        assert "not made by mlci monitor" in run.stderr
+        assert "a retraining of" in run.stderr
         assert git(origin, "rev-parse", "team/retrain") == theirs
         assert not github.requests_to("POST", r"/pulls$")
+        (issue,) = _issues(github)
+        assert "no retraining pull request" in issue["body"]
+        assert_inert(render(issue["body"]), "@octocat", "#1", "https://evil")
         # once the person's branch is gone, mlci creates it, then updates only its own
         git(origin, "branch", "-D", "team/retrain")
         for _ in range(2):
