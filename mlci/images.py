@@ -1,41 +1,48 @@
 """Plot images, shown only to people who can read the repository.
 
 Images are committed to a dedicated orphan branch of the same repository through the Git Data
-API (blobs, a tree, a commit, the ref: one commit per check run) and embedded by a
-commit-pinned URL, ``{server}/{owner}/{repo}/raw/{commit}/{path}``, which a reader's browser
-fetches with the reader's own GitHub session. Nothing goes to a third-party host.
+API (blobs, a tree, a commit, the ref: one commit per check run; :mod:`mlci.images_branch`)
+and embedded by a commit-pinned URL, ``{server}/{owner}/{repo}/raw/{commit}/{path}``, which a
+reader's browser fetches with the reader's own GitHub session. Nothing goes to a third-party
+host.
 
-The branch keeps the newest ``keep_runs`` runs in its tree; every ``keep_runs`` runs it starts
-again from a root commit, so its history stays bounded too. Where the token may not write
-contents (or a fork's PR has no token), the PNGs and a manifest are saved in the report
-directory (the artifact), and the report holds placeholders that :func:`fill` replaces once a
-``workflow_run`` job has published them with :func:`publish_saved`.
+Bounds: :data:`MAX_IMAGE_BYTES` per image, :data:`MAX_IMAGES` and :data:`MAX_RUN_BYTES` per
+check run (images past them are left out and named with the reason), and
+:data:`mlci.images_branch.MAX_BRANCH_BYTES` for the branch's tree. Every image is checked by
+decoding its structure (:mod:`mlci.image_decode`): a PNG or JPEG of at most 4096x4096 pixels.
+Where the token may not write contents (or a fork's PR has no token), the PNGs and a manifest
+are saved in the report directory (the artifact), and the report holds placeholders that
+:func:`fill` replaces once a ``workflow_run`` job has published them with
+:func:`publish_saved`, which reads the artifact as untrusted input one file at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlci.errors import ConfigError, GitHubError
+from mlci.image_decode import JPEG_MAGIC, PNG_MAGIC, decode
 from mlci.markdown import inert
 
 if TYPE_CHECKING:
     from mlci.github import GitHubClient
     from mlci.plots import PlotSettings
 
-ROOT_DIR = "mlci-plots"  # the branch's one top-level directory: also how we know it is ours
 MANIFEST = "manifest.json"
-MAX_IMAGE_BYTES = 5 * 1024 * 1024
-MAX_IMAGES = 200
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-JPEG_MAGIC = b"\xff\xd8\xff"
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # one image
+MAX_IMAGES = 200  # images of one check run
+MAX_RUN_BYTES = 20 * 1024 * 1024  # the images of one check run, together
 PERMISSION = "contents: write"
+LEFT_OUT_BYTES = f"left out: the images of one run may take {MAX_RUN_BYTES // 2**20} MiB together"
+LEFT_OUT_COUNT = f"left out: at most {MAX_IMAGES} images per run"
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(png|jpg)")
 _PLACEHOLDER = re.compile(r"<!-- mlci-plot-image:([A-Za-z0-9._-]{1,104}) -->")
 
@@ -63,6 +70,7 @@ class Links:
     uploaded_bytes: int = 0
     commit: str | None = None
     saved: Path | None = None
+    left_out: Mapping[str, str] = field(default_factory=dict)  # key -> why it is not shown
 
 
 def image_key(plot_id: str, rev: str, suffix: str = ".png") -> str:
@@ -78,17 +86,25 @@ def placeholder(key: str) -> str:
 
 
 def fill(markdown: str, links: Links, alts: Mapping[str, str]) -> str:
-    """``markdown`` with each placeholder of a published image replaced by the image."""
+    """``markdown`` with each placeholder of a published image replaced by the image, and of
+    an image left out by a bound by a line that says so."""
 
     def one(m: re.Match[str]) -> str:
-        url = links.urls.get(m.group(1))
-        return f"![{inert(alts.get(m.group(1), 'plot'))}]({url})" if url else m.group(0)
+        key = m.group(1)
+        url = links.urls.get(key)
+        alt = inert(alts.get(key, "plot"))
+        if url:
+            return f"![{alt}]({url})"
+        if key in links.left_out:
+            return f"- no image of {alt}: {inert(links.left_out[key])}"
+        return m.group(0)
 
     return _PLACEHOLDER.sub(one, markdown)
 
 
 def sniff(data: bytes) -> str | None:
-    """ "png" or "jpg" by the magic bytes; None for anything else (SVG included)."""
+    """ "png" or "jpg" by the magic bytes; None for anything else (SVG included). Only a
+    first guess: :func:`problem` decodes."""
     if data.startswith(PNG_MAGIC):
         return "png"
     if data.startswith(JPEG_MAGIC):
@@ -96,7 +112,37 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-# ---- saving into the report directory (the artifact) ----
+def problem(data: bytes, key: str | None = None) -> str | None:
+    """Why ``data`` may not be published (named ``key``), or None: a bounded PNG or JPEG that
+    decodes, of at most 4096x4096 pixels, whose name ends as its kind does."""
+    if len(data) > MAX_IMAGE_BYTES:
+        return f"{len(data):,} bytes (limit {MAX_IMAGE_BYTES:,})"
+    found = decode(data)
+    if isinstance(found, str):
+        return found
+    if key is not None and not (_KEY.fullmatch(key) and key.endswith(f".{found.kind}")):
+        return f"a {found.kind.upper()} image under a name mlci does not write"
+    return None
+
+
+def budget(images: Sequence[PlotImage]) -> tuple[list[PlotImage], dict[str, str]]:
+    """The images of one run within :data:`MAX_IMAGES` and :data:`MAX_RUN_BYTES`, in order,
+    and each one left out (by key) with the reason."""
+    kept: list[PlotImage] = []
+    left_out: dict[str, str] = {}
+    total = 0
+    for img in images:
+        if len(kept) >= MAX_IMAGES:
+            left_out[img.key] = LEFT_OUT_COUNT
+        elif total + len(img.data) > MAX_RUN_BYTES:
+            left_out[img.key] = LEFT_OUT_BYTES
+        else:
+            kept.append(img)
+            total += len(img.data)
+    return kept, left_out
+
+
+# ---- saving into the report directory (the artifact), reading it back ----
 
 
 def save(images: Sequence[PlotImage], directory: Path) -> Path:
@@ -110,10 +156,24 @@ def save(images: Sequence[PlotImage], directory: Path) -> Path:
     return target
 
 
-def load_saved(folder: Path) -> list[PlotImage]:
-    """The images :func:`save` wrote, read as untrusted input: the manifest is bounded and
-    typed, each image a regular file (no symlink) of at most 5 MiB whose bytes are PNG or
-    JPEG (no SVG), named as :func:`image_key` names files."""
+@dataclass(frozen=True)
+class Saved:
+    """One image a manifest names, not read yet: ``size`` is what lstat said."""
+
+    key: str
+    plot_id: str
+    rev: str
+    size: int
+
+    @property
+    def alt(self) -> str:
+        return f"{self.plot_id} ({self.rev})" if self.rev else self.plot_id
+
+
+def saved_entries(folder: Path) -> list[Saved]:
+    """The images :func:`save` wrote, as untrusted input, before any is read: the manifest is
+    bounded and typed, every name one :func:`image_key` makes, every file a regular file (no
+    symlink, FIFO or device; one link) of at most :data:`MAX_IMAGE_BYTES` by lstat."""
     from mlci.artifact import _read_artifact_file
 
     raw = _read_artifact_file(folder, MANIFEST, 256 * 1024)
@@ -123,7 +183,7 @@ def load_saved(folder: Path) -> list[PlotImage]:
         raise _rejected(f"{MANIFEST} is not valid JSON") from None
     if not isinstance(manifest, dict) or len(manifest) > MAX_IMAGES:
         raise _rejected(f"{MANIFEST} is not an object of at most {MAX_IMAGES} images")
-    images = []
+    entries = []
     for key, meta in manifest.items():
         if not isinstance(key, str) or not _KEY.fullmatch(key):
             raise _rejected(f"image name {key[:80]!r} is not one mlci writes")
@@ -131,12 +191,34 @@ def load_saved(folder: Path) -> list[PlotImage]:
             isinstance(meta.get(k), str) for k in ("plot", "rev")
         ):
             raise _rejected(f"{MANIFEST} entry for {key} is malformed")
-        data = _read_artifact_file(folder, key, MAX_IMAGE_BYTES)
-        kind = sniff(data)
-        if kind is None or not key.endswith(f".{kind}"):
-            raise _rejected(f"{key} is not a PNG or JPEG image (by its bytes)")
-        images.append(PlotImage(key, meta["plot"][:200], meta["rev"][:10], data))
-    return images
+        entries.append(Saved(key, meta["plot"][:200], meta["rev"][:10], _size(folder, key)))
+    return entries
+
+
+def _size(folder: Path, key: str) -> int:
+    try:
+        found = os.lstat(folder / key)
+    except OSError as exc:
+        raise _rejected(f"cannot read {key}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(found.st_mode):
+        raise _rejected(f"{key} is a symbolic link, not a regular file")
+    if not stat.S_ISREG(found.st_mode) or found.st_nlink > 1:
+        raise _rejected(f"{key} is not a regular file with one link")
+    if found.st_size > MAX_IMAGE_BYTES:
+        raise _rejected(f"{key} is {found.st_size:,} bytes (limit {MAX_IMAGE_BYTES:,})")
+    return found.st_size
+
+
+def read_saved(folder: Path, entry: Saved, limit: int = MAX_IMAGE_BYTES) -> PlotImage:
+    """The one image ``entry`` names, read (no further than ``limit`` bytes: the open file is
+    checked again) and decoded: a PNG or JPEG as its name says, else :class:`ConfigError`."""
+    from mlci.artifact import _read_artifact_file
+
+    data = _read_artifact_file(folder, entry.key, min(limit, MAX_IMAGE_BYTES))
+    why = problem(data, entry.key)
+    if why is not None:
+        raise _rejected(f"{entry.key} is not a PNG or JPEG image that decodes ({why})")
+    return PlotImage(entry.key, entry.plot_id, entry.rev, data)
 
 
 def _rejected(message: str) -> ConfigError:
@@ -157,82 +239,27 @@ def publish(
     run_name: str,
     server_url: str = "https://github.com",
 ) -> Links:
-    """Commit ``images`` to ``settings.branch`` (one commit) and return their pinned URLs.
+    """Commit ``images`` to ``settings.branch`` (one commit) and return their pinned URLs;
+    those past the bounds of a run are left out (``Links.left_out``).
 
     Raises :class:`mlci.github.ContentsRefused` when the token may not write contents, and
     :class:`ConfigError` when the branch exists but is not an mlci images branch.
     """
+    from mlci.images_branch import Blob, commit_run, read_branch
+
     if not images:
         return Links()
     for img in images:
-        if (
-            sniff(img.data) is None
-            or len(img.data) > MAX_IMAGE_BYTES
-            or not _KEY.fullmatch(img.key)
-        ):
-            raise GitHubError(f"refusing to publish {img.key}: not a bounded PNG or JPEG")
-    run = re.sub(r"[^A-Za-z0-9._-]+", "-", run_name).strip("-.")[:60] or "run"
-    blobs: dict[str, str] = {}
-    sent = 0
-    for _attempt in range(3):  # another run may move the branch between our read and write
-        head = client.branch_head(settings.branch)
-        runs = _our_runs(client, settings.branch, head)
-        seq = 1 + max((_seq(r["name"]) for r in runs), default=0)
-        run_dir = f"{ROOT_DIR}/{seq:06d}-{run}"
-        for img in images:
-            if img.key not in blobs:
-                blobs[img.key] = client.create_blob(img.data)
-                sent += len(img.data)
-        # a new generation (a root commit) every keep_runs runs keeps the history bounded
-        restart = head is not None and (seq - 1) % settings.keep_runs == 0
-        keep = settings.keep_runs - 1
-        kept = runs[max(len(runs) - keep, 0) :] if keep else []
-        entries = [_entry(f"{ROOT_DIR}/{r['name']}", "tree", r["sha"]) for r in kept]
-        entries += [_entry(f"{run_dir}/{img.key}", "blob", blobs[img.key]) for img in images]
-        tree = client.create_tree(entries)
-        message = f"mlci plots: {run} ({len(images)} images)"
-        parents = [head] if head is not None and not restart else []
-        commit = client.create_commit(message, tree, parents)
-        if client.move_branch(settings.branch, commit, create=head is None, force=restart):
-            base = f"{server_url.rstrip('/')}/{client.repository}/raw/{commit}"
-            urls = {img.key: f"{base}/{run_dir}/{img.key}" for img in images}
-            return Links(urls, None, sent, commit)
-    raise GitHubError(
-        f"branch {settings.branch} kept moving while plot images were committed to it",
-        fix="re-run the job; several runs wrote plot images at the same moment",
+        why = problem(img.data, img.key)
+        if why is not None:
+            raise GitHubError(f"refusing to publish {img.key}: {why}")
+    kept, left_out = budget(images)
+    branch = read_branch(client, settings.branch)  # a branch not ours: refused before uploads
+    blobs = [Blob(img.key, client.create_blob(img.data), len(img.data)) for img in kept]
+    commit, urls = commit_run(
+        client, blobs, settings, run_name=run_name, server_url=server_url, branch=branch
     )
-
-
-def _entry(path: str, kind: str, sha: str) -> dict[str, str]:
-    return {
-        "path": path,
-        "mode": "040000" if kind == "tree" else "100644",
-        "type": kind,
-        "sha": sha,
-    }
-
-
-def _our_runs(client: GitHubClient, branch: str, head: str | None) -> list[dict[str, str]]:
-    """The run folders on the images branch, oldest first; [] for a new branch."""
-    if head is None:
-        return []
-    found = client.list_directory(ROOT_DIR, head)
-    if found is None:
-        raise ConfigError(
-            f"branch {branch} exists and is not an mlci plot images branch "
-            f"(it has no {ROOT_DIR}/ folder); mlci will not write to it",
-            fix="choose another `plots.branch`, or delete that branch",
-        )
-    runs = [
-        {"name": str(e["name"]), "sha": str(e["sha"])}
-        for e in found
-        if e.get("type") == "dir" and re.fullmatch(r"\d{6}-[A-Za-z0-9._-]+", str(e.get("name")))
-    ]
-    return sorted(runs, key=lambda r: (_seq(r["name"]), r["name"]))
-
-
-def _seq(name: str) -> int:
-    return int(name[:6])
+    return Links(urls, None, sum(b.size for b in blobs), commit, left_out=left_out)
 
 
 def publish_or_save(
@@ -254,12 +281,14 @@ def publish_or_save(
 
     if settings.images == "off":
         return Links(note="Plot images are off (`plots.images: off`).")
+    images, left_out = budget(images)
     if not images:
-        return Links()
+        return Links(left_out=left_out)
     saved = save(images, report_dir) if report_dir is not None else None
     where = " They are in the report artifact, under `plots/`." if saved else ""
     if client is None:
-        return Links(note=f"Plot images are not shown: {why_no_client}.{where}", saved=saved)
+        note = f"Plot images are not shown: {why_no_client}.{where}"
+        return Links(note=note, saved=saved, left_out=left_out)
     try:
         links = publish(client, images, settings, run_name=run_name, server_url=server_url)
     except ContentsRefused:
@@ -270,8 +299,8 @@ def publish_or_save(
             f"`{settings.branch}`. Give the job `permissions: {PERMISSION}` to show them here."
             + where
         )
-        return Links(note=note, saved=saved)
-    return Links(links.urls, None, links.uploaded_bytes, links.commit, saved)
+        return Links(note=note, saved=saved, left_out=left_out)
+    return Links(links.urls, None, links.uploaded_bytes, links.commit, saved, left_out)
 
 
 def publish_saved(
@@ -283,7 +312,30 @@ def publish_saved(
     server_url: str = "https://github.com",
 ) -> tuple[Links, dict[str, str]]:
     """For the ``workflow_run`` publisher of a fork's PR: check and publish the images a PR
-    job saved; returns the links and each image's alt text (for :func:`fill`)."""
-    images = load_saved(folder)
-    links = publish(client, images, settings, run_name=run_name, server_url=server_url)
-    return links, {img.key: img.alt for img in images}
+    job saved; returns the links and each image's alt text (for :func:`fill`).
+
+    The artifact is untrusted: every file is checked by lstat before any is read, then each
+    is read, decoded and uploaded as a blob in turn, so one image at a time is in memory.
+    Images past :data:`MAX_RUN_BYTES` are not read at all (``Links.left_out``)."""
+    from mlci.images_branch import Blob, commit_run, read_branch
+
+    entries = saved_entries(folder)
+    alts = {e.key: e.alt for e in entries}
+    branch = read_branch(client, settings.branch)  # a branch not ours: refused before uploads
+    blobs: list[Blob] = []
+    left_out: dict[str, str] = {}
+    total = 0
+    for entry in entries:
+        if total + entry.size > MAX_RUN_BYTES:
+            left_out[entry.key] = LEFT_OUT_BYTES
+            continue
+        img = read_saved(folder, entry, limit=MAX_RUN_BYTES - total)
+        blobs.append(Blob(img.key, client.create_blob(img.data), len(img.data)))
+        total += len(img.data)
+        del img  # the next image is read only now
+    if not blobs:
+        return Links(left_out=left_out), alts
+    commit, urls = commit_run(
+        client, blobs, settings, run_name=run_name, server_url=server_url, branch=branch
+    )
+    return Links(urls, None, total, commit, left_out=left_out), alts

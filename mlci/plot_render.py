@@ -1,9 +1,9 @@
-"""Plots for GitHub: Mermaid ``xychart-beta`` charts, confusion tables and PNGs.
+"""Plots for GitHub: Mermaid ``xychart-beta`` charts, confusion tables, and the PNGs
+:mod:`mlci.plot_png` rendered (in a child process) placed by their links.
 
-Pure except :func:`pngs`, which renders each plot's Vega-Lite specification (exactly DVC's) to
-PNG with vl-convert in this process: no node, no browser, no network (remote data is refused).
-Which Markdown form a plot gets is one table, :data:`MARKDOWN`, keyed by DVC template name; a
-template without an entry (a custom one) is shown as its PNG only.
+Pure: it takes data and returns Markdown. Which Markdown form a plot gets is one table,
+:data:`MARKDOWN`, keyed by DVC template name; a template without an entry (a custom one) is
+shown as its PNG only.
 
 Every string from data (plot ids, titles, labels, class names) is made inert: through
 :func:`mlci.markdown.inert` in Markdown, and reduced to a safe character set inside Mermaid.
@@ -353,7 +353,12 @@ def _plot_block(
         lines += [f"Template {code(plot.template)} has no Markdown form; see its image.", ""]
     for img in images:
         url = links.urls.get(img.key)
-        lines.append(f"![{inert(img.alt)}]({url})" if url else placeholder(img.key))
+        if url:
+            lines.append(f"![{inert(img.alt)}]({url})")
+        elif img.key in links.left_out:
+            lines.append(f"- no image of {inert(img.alt)}: {inert(links.left_out[img.key])}")
+        else:
+            lines.append(placeholder(img.key))
     if problem:
         lines.append(f"- no image: {inert(problem)}")
     lines += [f"- {inert(n)}" for n in plot.notes]

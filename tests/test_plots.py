@@ -309,7 +309,9 @@ def test_images_go_to_an_orphan_branch_of_the_same_repository(
     assert {"POST blobs", "POST trees", "POST commits", "POST refs", "PATCH refs"} <= git_calls
     tip = github.git.files("mlci-plots")
     runs = sorted({p.split("/")[1] for p in tip})
-    assert runs == ["000003-run-2-1", "000004-run-3-1", "000005-run-4-1"]  # pruned to 3
+    sizes = [sum(len(i.data) for i in _images(2, str(n))) for n in (2, 3, 4)]
+    # pruned to 3; each run folder's name carries its bytes
+    assert runs == [f"00000{n + 1}-{b}b-run-{n}-1" for n, b in zip((2, 3, 4), sizes, strict=True)]
     history = github.git.history("mlci-plots")
     assert history[0] == commits[-1] and len(history) == 2  # runs 4 and 5 since the restart
 
@@ -345,11 +347,11 @@ def test_fork_publisher_checks_each_saved_image(github: FakeGitHub, tmp_path: Pa
     (folder / key).unlink()
     (folder / key).symlink_to(victim)
     with pytest.raises(ConfigError, match="symbolic link"):
-        img_mod.load_saved(folder)
+        img_mod.publish_saved(client, folder, PlotSettings(), run_name="fork")
     (folder / key).unlink()
     (folder / key).write_bytes(b"<svg xmlns='http://www.w3.org/2000/svg'/>")
     with pytest.raises(ConfigError, match="not a PNG or JPEG"):
-        img_mod.load_saved(folder)
+        img_mod.publish_saved(client, folder, PlotSettings(), run_name="fork")
 
 
 def test_branch_that_is_not_ours_is_never_written(github: FakeGitHub) -> None:
