@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,30 @@ from github_server import github  # noqa: F401  (fixture)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = str(Path(sys.executable).parent)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This session's own temporary directory, for this process (``tempfile``) and every
+    process it starts (``TMPDIR``): no test reads, nor trips over, what other programs left in
+    the machine's. It is made in that directory, not under pytest's basetemp, because the
+    PostgreSQL server (``servers.py``) runs as the ``postgres`` user under root and must reach
+    its data directory in it (basetemp is private to root); mode 0711 lets it pass, not list.
+    The path stays short, as Unix sockets (107 bytes) made in it need."""
+    tmp_path_factory.getbasetemp()  # pytest's own stays where it was
+    saved_env, saved_dir = os.environ.get("TMPDIR"), tempfile.tempdir
+    private = Path(tempfile.mkdtemp(prefix="mlci-tests-"))
+    private.chmod(0o711)
+    os.environ["TMPDIR"] = tempfile.tempdir = str(private)
+    try:
+        yield private
+    finally:
+        tempfile.tempdir = saved_dir
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+        shutil.rmtree(private, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

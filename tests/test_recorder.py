@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mlci import lineage
 from mlci.errors import MlflowError
-from mlci.training import recorder
+from mlci.training import leftovers, recorder
 
 from conftest import Workspace
 
@@ -109,8 +113,6 @@ def test_a_recorder_that_cannot_start_is_no_failure(
 ) -> None:
     """A temporary directory too deep for a Unix socket's path (107 bytes on Linux): no
     recorder, no error; the stages record themselves."""
-    import tempfile
-
     deep = tmp_path / ("d" * 120)
     deep.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(deep))
@@ -129,16 +131,147 @@ def test_it_ends_with_its_check_even_while_mlflow_still_loads(tmp_path: Path) ->
         "print('done', flush=True)\n"
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tmp = tmp_path / "t"  # its own: it looks at nothing another program left
+    tmp.mkdir()
+    _plant(tmp / "mlci-rec-older", None)  # a killed check's, of an mlci before owner files
     proc = subprocess.run(
         [sys.executable, "-c", code, uri],
         cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp)},
         capture_output=True,
         text=True,
         timeout=60,  # the pipes close only when the recorder, which inherits them, has ended
         check=False,
     )
     assert proc.returncode == 0 and proc.stdout == "done\n", proc.stderr
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("mlci-rec-*/sock"))
+    assert [p.name for p in tmp.iterdir()] == ["mlci-rec-older"]  # its own is gone
+
+
+_KILLED = (
+    "import sys, time; from pathlib import Path; from mlci.training import recorder\n"
+    "with recorder.serving(sys.argv[1], 'e', Path('.')) as path:\n"
+    "    time.sleep(1 if sys.argv[2] == 'loading' else 0)  # its recorder imports MLflow\n"
+    "    if sys.argv[2] == 'serving':\n"
+    "        recorder.request('log_metrics', sys.argv[1], run_id='0' * 32, metrics={'a': 1.0})\n"
+    "    print(path, flush=True)\n"
+    "    time.sleep(600)\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("when", ["starting", "loading", "serving"])
+def test_a_killed_check_leaves_no_recorder_behind(tmp_path: Path, when: str) -> None:
+    """`mlci run` killed (SIGKILL: no finally runs) while its recorder starts, imports MLflow,
+    or serves: the recorder ends by itself and removes its directory."""
+    tmp = tmp_path / "t"
+    tmp.mkdir()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with (tmp_path / "stderr").open("w") as stderr:
+        check = subprocess.Popen(
+            [sys.executable, "-c", _KILLED, uri, when],
+            cwd=tmp_path,
+            env={**os.environ, "TMPDIR": str(tmp)},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    assert check.stdout is not None
+    with check, check.stdout:
+        path = check.stdout.readline().strip()
+        assert Path(path).parent.parent == tmp, (tmp_path / "stderr").read_text()
+        [child] = _children(check.pid)
+        born = leftovers.start_time(child)
+        check.kill()
+    deadline = time.monotonic() + 60
+    while leftovers.start_time(child) == born or list(tmp.iterdir()):
+        assert time.monotonic() < deadline, (leftovers.start_time(child), list(tmp.iterdir()))
+        time.sleep(0.05)
+
+
+def test_the_next_check_removes_only_what_killed_checks_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before it starts its recorder, a check removes the directories of this user's killed
+    checks, those it can prove stale, and nothing else."""
+    tmp = tmp_path / "t"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    me = leftovers.identity(os.getpid())
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as gone:
+        killed = leftovers.identity(gone.pid)
+        gone.kill()
+    _plant(tmp / "mlci-rec-killed", killed)
+    _plant(tmp / "mlci-rec-reused", {**me, "started": "1"})  # its pid names another process now
+    _plant(tmp / "mlci-rec-unbound", killed, sock=None)  # killed before it bound its socket
+    _plant(tmp / "mlci-rec-older", None, age=7200)  # an older mlci's: nobody listens, for long
+    listening: list[socket.socket] = []
+    _plant(tmp / "mlci-rec-alive", me)
+    _plant(tmp / "mlci-rec-orphan", killed, sock=listening)  # its recorder lives on: it leaves
+    _plant(tmp / "mlci-rec-elsewhere", {**killed, "machine": "another host"})
+    _plant(tmp / "mlci-rec-recent", None)  # an older mlci's, killed minutes ago: not proof
+    _plant(tmp / "mlci-rec-older-alive", None, sock=listening, age=7200)
+    _plant(tmp / "mlci-rec-older-empty", None, sock=None, age=7200)
+    _plant(tmp / "mlci-rec-garbled", "{not json")
+    _plant(tmp / "mlci-rec-open", killed, mode=0o755)
+    _plant(tmp / "other-rec-killed", killed)
+    _plant(tmp_path / "elsewhere", killed)
+    (tmp / "mlci-rec-link").symlink_to(tmp_path / "elsewhere")
+    (tmp / "mlci-rec-file").write_text("")
+    kept = {"mlci-rec-alive", "mlci-rec-orphan", "mlci-rec-elsewhere", "mlci-rec-recent"}
+    kept |= {"mlci-rec-older-alive", "mlci-rec-older-empty", "mlci-rec-garbled"}
+    kept |= {"mlci-rec-open", "other-rec-killed", "mlci-rec-link", "mlci-rec-file"}
+    if os.geteuid() == 0:  # another user's: as root, one can be made
+        _plant(tmp / "mlci-rec-nobody", killed)
+        os.chown(tmp / "mlci-rec-nobody", 65534, 65534)
+        kept.add("mlci-rec-nobody")
+    try:
+        with recorder.serving(f"sqlite:///{tmp_path / 'mlflow.db'}", "e", tmp_path) as path:
+            assert path is not None and Path(path).parent.parent == tmp
+            assert {p.name for p in tmp.iterdir()} == kept | {Path(path).parent.name}
+    finally:
+        for listener in listening:
+            listener.close()
+    assert {p.name for p in tmp.iterdir()} == kept
+    assert (tmp_path / "elsewhere" / "owner").exists()  # a link is never followed
+
+
+def _plant(
+    directory: Path,
+    owner: dict[str, Any] | str | None,
+    sock: list[socket.socket] | str | None = "refused",
+    mode: int = 0o700,
+    age: float = 0,
+) -> None:
+    """A recorder's directory as a killed check leaves it: an owner file (None: as an mlci
+    before owner files made it) and a socket nobody listens on (or one listening, kept in
+    ``sock``)."""
+    directory.mkdir(mode=0o700)
+    if owner is not None:
+        (directory / "owner").write_text(owner if isinstance(owner, str) else json.dumps(owner))
+    if sock is not None:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(directory / "sock"))
+        if isinstance(sock, list):
+            listener.listen(1)
+            sock.append(listener)
+        else:
+            listener.close()
+    directory.chmod(mode)
+    if age:
+        os.utime(directory, (time.time() - age, time.time() - age))
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if entry.isdigit() and stat.rsplit(")", 1)[1].split()[1] == str(pid):
+            found.append(int(entry))
+    return found
 
 
 @pytest.mark.slow

@@ -13,12 +13,15 @@ Each connection carries one JSON line each way. A request for another tracking U
 recorder's is declined, and the stage records in its own process as it does without a
 recorder; so is a request when no recorder answers the socket. The socket lives in a private
 directory (mode 0700), so only this user's processes reach it. The recorder ignores Ctrl-C
-(its parent owns its lifetime) and ends when its parent closes its stdin or ends.
+(its parent owns its lifetime) and ends when its parent closes its stdin or ends; a recorder
+whose parent was killed removes its own directory, and the next check removes any directory a
+killed check left (see :func:`mlci.training.leftovers.sweep`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import select
@@ -26,6 +29,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +38,7 @@ from typing import IO, Any
 
 from mlci.errors import MlciError, MlflowError
 from mlci.training import worker
+from mlci.training.leftovers import PREFIX, identity, sweep
 
 RECORDER_ENV = "MLCI_RECORDER"
 
@@ -75,11 +80,14 @@ def _start(
     while the recorder still imports MLflow waits in the queue instead of missing it."""
     if os.name == "nt" or not hasattr(socket, "AF_UNIX"):
         return None  # no Unix sockets to pass to a child
-    directory = tempfile.mkdtemp(prefix="mlci-rec-")  # mode 0700
+    sweep(tempfile.gettempdir())
+    directory = tempfile.mkdtemp(prefix=PREFIX)  # mode 0700
     path = os.path.join(directory, "sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     proc: subprocess.Popen[str] | None = None
     try:
+        with open(os.path.join(directory, "owner"), "x", encoding="utf-8") as owner:
+            owner.write(json.dumps(identity(os.getpid())))  # before the socket: see sweep()
         listener.bind(path)
         listener.listen(16)
         code = "from mlci.training.recorder import main; raise SystemExit(main())"
@@ -92,8 +100,11 @@ def _start(
             pass_fds=(listener.fileno(),),
         )
         config = {"fd": listener.fileno(), "uri": tracking_uri, "experiment": experiment}
+        made = os.lstat(directory)
+        config.update(root=str(root), parent=os.getpid())
+        config["home"] = [directory, made.st_dev, made.st_ino]
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps({**config, "root": str(root)}) + "\n")
+        proc.stdin.write(json.dumps(config) + "\n")
         proc.stdin.flush()
     except OSError:  # e.g. "AF_UNIX path too long"
         if proc is not None:
@@ -241,12 +252,45 @@ class _Recorder:
 
 
 _busy = False  # answering a request: a SIGTERM then unwinds it (a started run ends FAILED)
+_parent = 0  # the check that started it
+_home: tuple[str, int, int] | None = None  # its directory: path, device, inode
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
     if _busy:
         worker.terminated(signum, frame)
+    _leave(128 + signum)
     os._exit(128 + signum)  # idle (or still loading MLflow): nothing to unwind, end now
+
+
+def _settle(listener: socket.socket, config: dict[str, Any]) -> None:
+    """Know its parent and its directory, and (Linux) have the kernel send it SIGTERM when
+    the parent dies, even while it still imports MLflow and reads no stdin."""
+    global _home, _parent
+    _parent = int(config["parent"])
+    path, device, inode = config["home"]
+    if listener.getsockname() == os.path.join(path, "sock"):
+        _home = (str(path), int(device), int(inode))
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+
+
+def _leave(code: int = 0) -> None:
+    """A recorder whose parent is gone removes its directory, the one the parent made (the
+    same device and inode) and nothing else, and ends now: nobody waits for it, and a normal
+    exit may wait on a library's threads. While the parent lives, the parent removes it."""
+    if _home is None or os.getppid() == _parent:
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # ending anyway: finish the removal first
+    path, device, inode = _home
+    with contextlib.suppress(OSError):
+        info = os.lstat(path)
+        if (info.st_dev, info.st_ino) == (device, inode):
+            shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def main() -> int:
@@ -258,17 +302,23 @@ def main() -> int:
     if not config:
         return 0
     listener = socket.socket(fileno=int(config["fd"]))
-    recorder = _Recorder(config)
-    while True:
-        ready, _, _ = select.select([listener.fileno(), 0], [], [])
-        if 0 in ready and not os.read(0, 4096):
-            return 0  # the parent closed stdin or ended
-        if listener.fileno() in ready:
-            conn, _ = listener.accept()
-            _busy = True
-            with conn, conn.makefile("rw", encoding="utf-8") as stream:
-                _serve(recorder, stream)
-            _busy = False
+    _settle(listener, config)
+    try:
+        if os.getppid() != _parent:
+            return 0  # the parent died before the kernel was asked to say so
+        recorder = _Recorder(config)
+        while True:
+            ready, _, _ = select.select([listener.fileno(), 0], [], [])
+            if 0 in ready and not os.read(0, 4096):
+                return 0  # the parent closed stdin or ended
+            if listener.fileno() in ready:
+                conn, _ = listener.accept()
+                _busy = True
+                with conn, conn.makefile("rw", encoding="utf-8") as stream:
+                    _serve(recorder, stream)
+                _busy = False
+    finally:
+        _leave()
 
 
 def _read_line(fd: int) -> str:
