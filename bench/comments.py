@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from common import machine_facts
 
-from mlci.github import GitHubClient
-from mlci.report import marker_for
+from mlci.github.client import GitHubClient
+from mlci.report.render import marker_for
 
 from github_server import FakeGitHub
 

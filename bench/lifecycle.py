@@ -79,7 +79,7 @@ def pr_env(clone: Path, sha: str) -> dict[str, str]:
 
 
 def example(work: Path, env: dict[str, str]) -> str:
-    from mlci.demo import build_project
+    from mlci.adopt.demo import build_project
 
     os.environ["MLCI_MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'build.db'}"
     try:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from common import PY, machine_facts, table, time_cmd, time_fn
 
-from mlci import plot_png, plot_render
-from mlci.plots import PlotSettings, collect
+from mlci.plots import png as plot_png
+from mlci.plots import render as plot_render
+from mlci.plots.collect import PlotSettings, collect
 
 DVC = str(Path(PY).parent / "dvc")
 

@@ -52,7 +52,7 @@ def hand_sequence(cwd: Path) -> None:
 
 def main() -> None:
     print(machine_facts())
-    from mlci.demo import build_project, open_pr, prepare_env
+    from mlci.adopt.demo import build_project, open_pr, prepare_env
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -136,7 +136,9 @@ def real_pr_check(project: Path, work: Path, how: str) -> float:
     """`mlci run` in process (so every stage is timed, report and publish included) on a
     pull_request event, posting its sticky comment to the test suite's loopback GitHub."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from mlci import ci, config, pipeline
+    from mlci import ci
+    from mlci.check import pipeline
+    from mlci.settings import config
 
     from github_server import FakeGitHub
 

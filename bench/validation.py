@@ -43,7 +43,7 @@ kind, path = sys.argv[1], Path(sys.argv[2])
 import numpy as np, pandas as pd, pandera.pandas
 t0 = time.perf_counter()
 if kind == "mlci":
-    from mlci import validation
+    from mlci.checks import validation
     r = validation.validate(path.parent, {path.name: "schema_mod:schema"}, use_cache=False)
     ok = r.ok
 else:

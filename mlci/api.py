@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlci import config
-from mlci.data import file_md5
-from mlci.metrics import flatten
-from mlci.training import tracking
+from mlci.project.data import file_md5
+from mlci.registry import tracking
+from mlci.settings import config
 from mlci.training.gpu import GpuSampler
 from mlci.training.run import environment, git_facts, seed_everything
+from mlci.verdict.metrics import flatten
 
 __all__ = ["TrainingRun", "seed_everything", "training_run", "write_metrics", "write_plot"]
 

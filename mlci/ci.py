@@ -57,7 +57,7 @@ class CIContext:
     @property
     def untrusted_code(self) -> bool:
         """Code from a fork would run while secrets are present (as far as the payload tells;
-        ``fork_unknown`` asks :func:`mlci.trust.resolve_fork` to find out)."""
+        ``fork_unknown`` asks :func:`mlci.check.trust.resolve_fork` to find out)."""
         return self.from_fork and self.secrets_present
 
 

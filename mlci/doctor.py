@@ -37,7 +37,7 @@ def _git(root: Path) -> list[tuple[str, str]]:
 
 
 def _dvc(root: Path) -> list[tuple[str, str]]:
-    from mlci import data, remote
+    from mlci.project import data, remote
 
     rows = [("dvc.yaml", "found" if (root / "dvc.yaml").exists() else "missing")]
     try:
@@ -83,7 +83,7 @@ def _gpu() -> list[tuple[str, str]]:
 
 def diagnose(cwd: Path) -> list[tuple[str, str]]:
     """Facts about the project at or above ``cwd`` (``git.project_root``), else ``cwd``."""
-    from mlci import config
+    from mlci.settings import config
 
     try:
         root = git.project_root(cwd)

@@ -110,7 +110,7 @@ def git(cwd: Path, *args: str) -> str:
 def template(tmp_path_factory: pytest.TempPathFactory, isolated_env: Path) -> Path:
     """Built once: work/{project, dvc-remote, mlflow.db}; main has a baseline, and branch
     ``pr/tune-model`` changes one hyperparameter (committed, not reproduced)."""
-    from mlci.demo import build_project, open_pr
+    from mlci.adopt.demo import build_project, open_pr
 
     work = tmp_path_factory.mktemp("template")
     mp = pytest.MonkeyPatch()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlci.report import MARKER_PREFIX, marker_for
+from mlci.report.render import MARKER_PREFIX, marker_for
 
 from conftest import git
 from github_server import FakeGitHub

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from mlci import ci, config
+from mlci import ci
+from mlci.check.trust import guard
 from mlci.errors import EXIT_USAGE, UntrustedCode
-from mlci.trust import guard
+from mlci.settings import config
 
 
 def _event(tmp_path: Path, head_repo: str, base_repo: str = "octo/demo") -> str:

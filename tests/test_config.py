@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mlci import config
 from mlci.errors import EXIT_USAGE, ConfigError
+from mlci.settings import config
 
 
 def write(tmp_path: Path, text: str, name: str = "params.yaml") -> Path:

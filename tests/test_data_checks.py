@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlci import drift, privacy
-from mlci.report import pii_section
+from mlci.checks import drift, privacy
+from mlci.report.render import pii_section
 
 
 def _frame(seed: int = 0, n: int = 500, shift: float = 0.0) -> pd.DataFrame:

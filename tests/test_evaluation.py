@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlci.evaluation import (
+from mlci.training.evaluation import (
     MAX_CURVE_POINTS,
     pr_rows,
     regression_metrics,

@@ -61,7 +61,7 @@ def test_unreadable_data_is_invalid_data(workspace: Workspace, kind: str) -> Non
 
 
 def test_a_malformed_csv_names_its_line_and_utf16_is_named(tmp_path: Path) -> None:
-    from mlci import validation
+    from mlci.checks import validation
     from mlci.errors import DataInvalid
 
     bad = tmp_path / "t.csv"
@@ -83,7 +83,7 @@ def test_a_malformed_csv_names_its_line_and_utf16_is_named(tmp_path: Path) -> No
 
 def test_an_unreadable_file_does_not_hide_the_others(tmp_path: Path) -> None:
     """Every configured file is still validated; the unreadable one is a failure entry."""
-    from mlci import validation
+    from mlci.checks import validation
     from mlci.example import copy_files, write_data
 
     copy_files(tmp_path)
@@ -140,8 +140,8 @@ def test_a_gate_on_an_unknown_metric_says_did_you_mean(workspace: Workspace) -> 
 
 
 def test_a_vanished_metric_fails_its_gate_with_a_hint() -> None:
-    from mlci.gates import Gate
-    from mlci.metrics import FAIL, compare
+    from mlci.settings.gates import Gate
+    from mlci.verdict.metrics import FAIL, compare
 
     c = compare({"accuracy": 0.9}, {"acc": 0.9}, [Gate("accuracy")], base_rev="main")
     (failed,) = c.failed

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from mlci.errors import EXIT_EXTERNAL, GitHubError
-from mlci.github import (
+from mlci.github.client import (
     CHECK_TEXT_LIMIT,
     COMMENT_LIMIT,
     SUMMARY_LIMIT,
@@ -21,7 +21,7 @@ from mlci.github import (
     write_outputs,
     write_step_summary,
 )
-from mlci.report import MARKER_PREFIX, marker_for
+from mlci.report.render import MARKER_PREFIX, marker_for
 
 from github_server import FakeGitHub
 

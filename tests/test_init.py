@@ -181,7 +181,7 @@ def test_init_writes_settings_schemas_and_workflows_that_gate(
 
 
 def test_templates_are_the_repositorys_workflows() -> None:
-    from mlci.init import TEMPLATES, WORKFLOWS
+    from mlci.adopt.init import TEMPLATES, WORKFLOWS
 
     for name in WORKFLOWS:
         shipped = (TEMPLATES / name).read_text()
@@ -189,7 +189,7 @@ def test_templates_are_the_repositorys_workflows() -> None:
 
 
 def test_a_sub_directory_project_gets_its_working_directory(tmp_path: Path) -> None:
-    from mlci.init import PLACEHOLDER, TEMPLATES, _adapt
+    from mlci.adopt.init import PLACEHOLDER, TEMPLATES, _adapt
 
     (tmp_path / "requirements.txt").write_text("mlci\n")
     text = _adapt((TEMPLATES / "mlci-pr.yml").read_text(), tmp_path / "ml", tmp_path, None)

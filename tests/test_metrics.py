@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from mlci.gates import Gate
-from mlci.metrics import FAIL, NEW, PASS, SKIPPED, compare, flatten, judge, merge
+from mlci.settings.gates import Gate
+from mlci.verdict.metrics import FAIL, NEW, PASS, SKIPPED, compare, flatten, judge, merge
 
 
 def test_flatten_nested_and_lists() -> None:
@@ -137,13 +137,13 @@ def test_merge_prefixes_only_collisions() -> None:
     ],
 )
 def test_direction_from_the_name(name: str, direction: str | None) -> None:
-    from mlci.directions import direction_of
+    from mlci.verdict.directions import direction_of
 
     assert direction_of(name) == direction
 
 
 def test_tokens_and_counters() -> None:
-    from mlci.directions import is_counter, tokens
+    from mlci.verdict.directions import is_counter, tokens
 
     assert tokens("eval.f1_macro") == ["eval", "f1", "macro"]
     assert tokens("test/accuracy") == ["test", "accuracy"]
@@ -169,7 +169,7 @@ def test_ungated_metrics_get_the_direction_their_name_says() -> None:
 
 
 def test_suggested_gates_block() -> None:
-    from mlci.directions import gates_yaml, suggest_gates
+    from mlci.verdict.directions import gates_yaml, suggest_gates
 
     found = suggest_gates(["val_loss", "step", "dice", "slices.sex.1.accuracy", "a.json:acc"])
     assert found == {"val_loss": "lower", "dice": "higher", "a.json:acc": "higher"}

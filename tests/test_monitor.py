@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_settings_are_typed_and_unknown_keys_suggest_the_right_one() -> None:
     from mlci.errors import ConfigError
-    from mlci.monitor_settings import MonitorSettings
+    from mlci.settings.monitor import MonitorSettings
 
     ms = MonitorSettings.from_mapping(
         {
@@ -63,7 +63,7 @@ def test_settings_are_typed_and_unknown_keys_suggest_the_right_one() -> None:
 
 
 def test_history_survives_the_issue_body_and_data_stays_inert() -> None:
-    from mlci import monitor_report
+    from mlci.monitor import report as monitor_report
 
     runs = [{"at": "t1", "status": "drift", "drifted": ["<img src=x>", "bmi"], "rows": 3}]
     body = "text\n" + monitor_report.encode(runs)
@@ -322,7 +322,7 @@ def test_a_branch_mlci_did_not_create_is_never_force_pushed(
 def test_branch_names_follow_gits_own_rules_and_workflows_are_file_names() -> None:
     from mlci.errors import ConfigError
     from mlci.git import branch_problem
-    from mlci.monitor_settings import MonitorSettings
+    from mlci.settings.monitor import MonitorSettings
 
     names = [
         "mlci/retrain", "bot/retrain-2", "a..b", "a b", "x.lock", "a/.hidden", "/x", "x/",
@@ -346,7 +346,7 @@ def test_branch_names_follow_gits_own_rules_and_workflows_are_file_names() -> No
 
 
 def test_markers_and_titles_tell_models_apart_and_stay_plain() -> None:
-    from mlci.monitor_report import issue_title, marker
+    from mlci.monitor.report import issue_title, marker
 
     names = ["fraud v2", "fraud_v2", "fraud-v2", "fraud%20v2", "fraud/v2"]
     assert len({marker(n) for n in names}) == len(names)

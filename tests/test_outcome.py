@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mlci import outcome, pipeline
+from mlci.check import pipeline
+from mlci.check.pipeline import CheckState
+from mlci.checks.validation import Failure, FileResult, ValidationReport
 from mlci.errors import ConfigError, DataInvalid, ExternalError, GateFailed
-from mlci.gates import Gate
-from mlci.metrics import compare
-from mlci.outcome import Outcome, Verdict
-from mlci.pipeline import CheckState
-from mlci.validation import Failure, FileResult, ValidationReport
+from mlci.settings.gates import Gate
+from mlci.verdict import outcome
+from mlci.verdict.metrics import compare
+from mlci.verdict.outcome import Outcome, Verdict
 
 
 @pytest.mark.parametrize(
@@ -34,7 +35,7 @@ def test_one_table(o: Outcome, icon: str, conclusion: str, state: str, code: int
 
 
 def test_values_are_the_action_outputs_and_differ_from_monitor() -> None:
-    from mlci.monitor import Status
+    from mlci.monitor.run import Status
 
     assert outcome.VALUES == ("passed", "reported", "failed", "data-invalid", "error")
     # the monitor's statuses answer another question: no member name is shared but ERROR

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
-from mlci import artifact, image_decode, images, images_branch, plot_png, plot_render
 from mlci.errors import ConfigError
-from mlci.github import GitHubClient
-from mlci.plots import Plot, PlotSet, PlotSettings
+from mlci.github.client import GitHubClient
+from mlci.plots import png as plot_png
+from mlci.plots import render as plot_render
+from mlci.plots.collect import Plot, PlotSet, PlotSettings
+from mlci.report import artifact, image_decode, images, images_branch
 
 from github_server import FakeGitHub
 

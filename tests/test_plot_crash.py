@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from mlci import images, plot_child, plot_png, plot_render
-from mlci.plots import Plot, PlotSet, PlotSettings
+from mlci.plots import child as plot_child
+from mlci.plots import png as plot_png
+from mlci.plots import render as plot_render
+from mlci.plots.collect import Plot, PlotSet, PlotSettings
+from mlci.report import images
 
 from conftest import Workspace, git
 from github_server import FakeGitHub

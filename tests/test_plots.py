@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from mlci import images as img_mod
-from mlci import plot_png, plot_render
 from mlci.errors import ConfigError
-from mlci.github import ContentsRefused, GitHubClient
-from mlci.plots import PlotSettings, collect
+from mlci.github.client import ContentsRefused, GitHubClient
+from mlci.plots import png as plot_png
+from mlci.plots import render as plot_render
+from mlci.plots.collect import PlotSettings, collect
+from mlci.report import images as img_mod
 
 from conftest import git
 from github_server import FakeGitHub
@@ -220,7 +221,7 @@ def test_mermaid_blocks_parse_with_mermaid(project: tuple[Path, str], tmp_path: 
 def test_hostile_names_stay_inert_in_mermaid_and_markdown() -> None:
     hostile = 'x"]\n```\n<img src=x onerror=alert(1)> @admin #1 %%{init: {}}%%'
     assert plot_render.label(hostile) == "x img src=x onerror=alert(1) admin 1 init:"
-    from mlci.plots import Plot, PlotSet
+    from mlci.plots.collect import Plot, PlotSet
 
     points = [{"s": i, "v": i, "rev": rev} for rev in ("base", "pr") for i in range(3)]
     plot = Plot(hostile, "vega", title=hostile, x="s", y="v", x_label="s", y_label=hostile,

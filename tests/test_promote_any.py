@@ -58,7 +58,7 @@ def test_pr_check_trains_once_and_records_the_lineage_after_the_run(life: Life) 
     # the model's hash is the PR's (after reproduce), not main's pulled before it
     main_lock = git(life.origin, "show", "main:dvc.lock")
     pr_lock = (ci / "dvc.lock").read_text()
-    from mlci.lineage import read
+    from mlci.project.lineage import read
 
     pr_model = read(ci).group("models")[0]
     assert pr_model.path == "models/clf.pkl" and pr_model.md5 in pr_lock

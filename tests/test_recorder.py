@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from mlci import lineage
 from mlci.errors import MlflowError
+from mlci.project import lineage
 from mlci.training import leftovers, recorder
 
 from conftest import Workspace

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 PROMOTE = """
 import sys
-from mlci.registry import promote
+from mlci.registry.models import promote
 uri, name, run_id, sha, t = sys.argv[1:6]
 p = promote(uri, name, run_id, sha, {"commit_time": t})
 print(p.version, p.created)
@@ -185,10 +185,11 @@ def test_server_death_at_each_promotion_step(
     from sklearn.linear_model import LogisticRegression
 
     from mlci import git as mgit
-    from mlci import promotion, registry
     from mlci.ci import CIContext
-    from mlci.config import Gate, Settings
     from mlci.errors import EXIT_EXTERNAL, MlflowError
+    from mlci.promotion import promote as promotion
+    from mlci.registry import models as registry
+    from mlci.settings.config import Gate, Settings
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a dead server fails at once
     backend, artifacts = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts"

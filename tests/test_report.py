@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from mlci.gates import Gate
+from mlci.checks.validation import Failure, FileResult, ValidationReport
 from mlci.limits import COMMENT_LIMIT
-from mlci.metrics import compare
-from mlci.report import ReportInput, Verdict, render
-from mlci.validation import Failure, FileResult, ValidationReport
+from mlci.report.render import ReportInput, Verdict, render
+from mlci.settings.gates import Gate
+from mlci.verdict.metrics import compare
 
 
 def _inp(**kw: object) -> ReportInput:
@@ -76,7 +76,7 @@ def test_huge_report_is_cut_under_the_limit_with_pointer() -> None:
 
 
 def _ungated() -> ReportInput:
-    from mlci import outcome
+    from mlci.verdict import outcome
 
     c = compare(
         {"val/dice": 0.81, "val_loss": 0.04, "step": 9, "lr_scale": 1.0},
@@ -107,7 +107,7 @@ def test_constant_counters_are_hidden_and_gates_are_suggested() -> None:
     assert block == "mlci:\n  gates:\n    val/dice: higher\n    val_loss: lower"
     import yaml
 
-    from mlci.gates import parse_gate  # the block is valid settings
+    from mlci.settings.gates import parse_gate  # the block is valid settings
 
     gates = yaml.safe_load(block)["mlci"]["gates"]
     parsed = [parse_gate(m, g, "params.yaml:mlci") for m, g in gates.items()]
@@ -125,7 +125,7 @@ def test_with_gates_nothing_is_suggested_and_a_changed_counter_is_shown() -> Non
 
 
 def _promoted(base: dict[str, float], head: dict[str, float], gates: list[Gate], **kw: object):  # type: ignore[no-untyped-def]
-    from mlci.promotion_note import PromotionFacts
+    from mlci.promotion.note import PromotionFacts
 
     facts = dict(champion_before="1", version="2", champion="2", previous="1", created=True)
     facts.update(kw)  # type: ignore[arg-type]
@@ -136,7 +136,7 @@ def _promoted(base: dict[str, float], head: dict[str, float], gates: list[Gate],
 def test_a_promotion_says_what_no_gate_judged() -> None:
     """No gate covers a metric that got worse than the champion: the model is promoted (the
     team chose no gate), and the note says so in a warning, naming the metrics."""
-    from mlci.promotion_note import not_judged, promotion_note
+    from mlci.promotion.note import not_judged, promotion_note
 
     worse = ({"accuracy": 0.9, "log_loss": 0.2, "n_rows": 10}, {"accuracy": 0.8, "log_loss": 0.3})
     ungated = _promoted(*worse, [])

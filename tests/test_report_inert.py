@@ -15,27 +15,27 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from mlci.artifact import load_artifact
+from mlci.checks.drift import ColumnDrift, DriftReport, FileDrift
+from mlci.checks.privacy import Finding, PiiReport
+from mlci.checks.validation import Failure, FileResult, ValidationReport
 from mlci.ci import CIContext
-from mlci.config import Settings
-from mlci.drift import ColumnDrift, DriftReport, FileDrift
-from mlci.gates import Gate
-from mlci.github import CHECK_TEXT_LIMIT, SUMMARY_LIMIT
+from mlci.github.client import CHECK_TEXT_LIMIT, SUMMARY_LIMIT
 from mlci.limits import COMMENT_LIMIT
 from mlci.markdown import code, fit, flat, inert
-from mlci.metrics import compare
-from mlci.privacy import Finding, PiiReport
-from mlci.promotion_note import PromotionFacts, promotion_note
-from mlci.publish import publish, save_artifact
-from mlci.remote import DataVersion, PullResult
-from mlci.report import (
+from mlci.project.remote import DataVersion, PullResult
+from mlci.promotion.note import PromotionFacts, promotion_note
+from mlci.report.artifact import load_artifact
+from mlci.report.publish import publish, save_artifact
+from mlci.report.render import (
     MARKER_PREFIX,
     ReportInput,
     Verdict,
     marker_for,
     render,
 )
-from mlci.validation import Failure, FileResult, ValidationReport
+from mlci.settings.config import Settings
+from mlci.settings.gates import Gate
+from mlci.verdict.metrics import compare
 
 from github_server import FakeGitHub
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from mlci.config import load
 from mlci.errors import ConfigError, MlflowError
+from mlci.settings.config import load
 
 
 def test_backend_modules_import_alone_without_a_circle() -> None:

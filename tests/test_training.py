@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlci.evaluation import slice_metrics
 from mlci.example import copy_files, write_data
+from mlci.training.evaluation import slice_metrics
 from mlci.training.gpu import GpuSampler
 
 from conftest import Workspace, git
@@ -281,7 +281,7 @@ def test_task_param_defaults_and_mismatched_estimators(tmp_path: Path) -> None:
 def test_sklearn_regression_writes_error_metrics_slices_and_residuals(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from mlci.evaluation import regression_metrics
+    from mlci.training.evaluation import regression_metrics
 
     train = {"task": "regression", "estimator": "sklearn.linear_model.Ridge"}
     root = _project(tmp_path, _regression_frame(300), {**train, "params": {"alpha": 1.0}}, "group")
@@ -315,8 +315,8 @@ def test_sklearn_regression_writes_error_metrics_slices_and_residuals(tmp_path: 
 
 
 def test_evaluate_refuses_a_model_trained_for_another_task(tmp_path: Path) -> None:
-    from mlci.config import load
     from mlci.errors import ConfigError
+    from mlci.settings.config import load
     from mlci.training.run import evaluate
 
     root = _project(tmp_path, _regression_frame(40), {"task": "regression"}, "group")
@@ -397,7 +397,7 @@ def _torch_params(task: str = "classification", **torch_cfg: Any) -> Any:
 
 def test_torch_regression_predicts_in_target_units() -> None:
     pytest.importorskip("torch")
-    from mlci.evaluation import regression_metrics
+    from mlci.training.evaluation import regression_metrics
     from mlci.training.torch import TorchTrainer
 
     frame = pd.get_dummies(_regression_frame(400), columns=["group"], dtype=float)
@@ -554,8 +554,8 @@ def test_mlflow_run_records_params_metrics_lineage_and_model(
     import sklearn
     from mlflow.tracking import MlflowClient
 
-    from mlci.metrics import flatten
     from mlci.training import recorder
+    from mlci.verdict.metrics import flatten
 
     project = workspace.project
     # a worker process when a CPU is free, else the training process itself

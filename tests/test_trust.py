@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from mlci import ci, config, trust
+from mlci import ci
+from mlci.check import trust
 from mlci.errors import EXIT_USAGE, ConfigError, UntrustedCode
+from mlci.settings import config
 
 from conftest import Workspace, git
 from github_server import FakeGitHub

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlci import validation
+from mlci.checks import validation
 from mlci.errors import ConfigError
 from mlci.example import copy_files, write_data
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlci.errors import ConfigError
-from mlci.gates import suggest
+from mlci.settings.gates import suggest
 from mlci.training.settings import TrainParams, torch_params
 
 MODEL_FILES = "mlci-model.json"  # what :meth:`Trainer.export_model` wrote, for the MLflow worker

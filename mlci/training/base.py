@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mlci.config import load_yaml
 from mlci.errors import ConfigError
+from mlci.settings.config import load_yaml
 from mlci.training.backends import BACKENDS, Trainer, backend, get_trainer
 from mlci.training.backends import check_sections as _check_sections
 from mlci.training.settings import (

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mlci.config import Settings
 from mlci.errors import ConfigError
+from mlci.settings.config import Settings
 from mlci.training.gpu import GpuFacts
 from mlci.training.settings import TrainParams
 
@@ -98,7 +98,7 @@ def facts_path(root: Path, params: TrainParams | None) -> str:
 
 def declared_path(root: Path, model_path: str | None) -> str | None:
     """The training stage's one JSON output that is neither a metric nor a plot."""
-    from mlci import lineage
+    from mlci.project import lineage
 
     try:
         decl = lineage.declared(root)

@@ -223,7 +223,7 @@ class _Recorder:
 
     def experiment(self, name: str, root: Path) -> str:
         if name not in self.experiments:
-            from mlci.training import tracking
+            from mlci.registry import tracking
 
             self.experiments[name] = tracking.ensure_experiment(name, self.uri, root)
         return self.experiments[name]
@@ -239,12 +239,12 @@ class _Recorder:
             experiment_id = self.experiment(str(message["experiment"]), root)
             return {"ok": worker.record(experiment_id, self.uri, message)}
         if op == "log_metrics":
-            from mlci.training import tracking
+            from mlci.registry import tracking
 
             logged = tracking.log_metrics(str(message["run_id"]), message["metrics"], self.uri)
             return {"ok": {"logged": logged}}
         if op == "track":
-            from mlci import trainings
+            from mlci.training import reuse as trainings
 
             run_id = trainings.track_run(self.uri, **message["args"])
             return {"ok": {"run_id": run_id}}

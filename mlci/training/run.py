@@ -19,16 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from mlci import git
-from mlci.config import Settings
-from mlci.data import file_md5
 from mlci.errors import ConfigError, MlciError
-from mlci.metrics import flatten
-from mlci.training import recorder, tracking, worker
+from mlci.project.data import file_md5
+from mlci.registry import tracking
+from mlci.settings.config import Settings
+from mlci.training import recorder, worker
 from mlci.training.backends import Trainer, backend, get_trainer
 from mlci.training.base import TrainParams, eval_params, train_params
 from mlci.training.facts import TrainingFacts, facts_path
 from mlci.training.facts import load as load_facts
 from mlci.training.gpu import GpuFacts, GpuSampler
+from mlci.verdict.metrics import flatten
 
 # The plot files ``evaluate`` writes into ``evaluate.plots_dir``, by task.
 PLOT_FILES = ("confusion.json", "roc.json", "pr.json", "residuals.json")
@@ -62,7 +63,7 @@ def load_split(root: Path, params: TrainParams) -> Split:
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
-    from mlci.validation import read_table
+    from mlci.checks.validation import read_table
 
     path = root / params.data
     if not path.exists():
@@ -313,7 +314,7 @@ def _score_classification(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     import numpy as np
 
-    from mlci import evaluation
+    from mlci.training import evaluation
 
     classes = bundle["classes"]
     proba = np.asarray(trainer.predict_proba(bundle["model"], x))
@@ -332,7 +333,7 @@ def _score_classification(
 def _score_regression(
     trainer: Trainer, bundle: dict[str, Any], x: Any, y: Any, groups: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from mlci import evaluation
+    from mlci.training import evaluation
 
     pred = trainer.predict(bundle["model"], x)
     metrics: dict[str, Any] = dict(evaluation.regression_metrics(y, pred))

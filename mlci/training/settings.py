@@ -2,7 +2,7 @@
 
 Pure: no file I/O and no heavy imports, so backends (``sklearn.py``, ``torch.py``) and the
 table in :mod:`mlci.training.backends` can import it without importing each other. Keys are
-checked with the settings helpers of :mod:`mlci.gates` (one "did you mean", one bool, one
+checked with the settings helpers of :mod:`mlci.settings.gates` (one "did you mean", one bool, one
 number), as every ``mlci:`` section is.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlci.errors import ConfigError
-from mlci.gates import as_float, reject_unknown
+from mlci.settings.gates import as_float, reject_unknown
 
 TASKS = ("classification", "regression")
 DEFAULT_ESTIMATORS = {

@@ -238,7 +238,7 @@ def _reply(stream: IO[str], message: dict[str, Any], code: int) -> int:
 
 def prepare(uri: str, experiment: str, root: Path) -> str:
     """Import MLflow, open the store, find (or create) the experiment: the slow part."""
-    from mlci.training import tracking
+    from mlci.registry import tracking
 
     tracking.configure(uri)
     experiment_id = tracking.ensure_experiment(experiment, uri, root)
@@ -255,7 +255,7 @@ def prepare(uri: str, experiment: str, root: Path) -> str:
 
 def record(experiment_id: str, uri: str, finish: dict[str, Any]) -> dict[str, Any]:
     """One finished run: params, tags and the model the training process exported."""
-    from mlci.training import tracking
+    from mlci.registry import tracking
 
     model_dir = Path(finish["model"])
     files = ModelFiles.load(model_dir)

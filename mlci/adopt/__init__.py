@@ -1,0 +1,1 @@
+"""Adopting mlci: `mlci init` and `mlci demo`."""

@@ -1,0 +1,234 @@
+"""``mlci init``: adopt mlci in a DVC project with one command and one commit.
+
+It reads what ``dvc.yaml`` declares through DVC's own index (metrics files, params files, the
+tables stages depend on) and writes:
+
+- the ``mlci:`` section of ``params.yaml``: ``validate`` (one schema per data table) and
+  ``gates`` (one per metric whose name says which way is better, see ``directions``);
+- ``schemas/<name>.yaml``: pandera's own ``infer_schema`` of each table, as YAML;
+- ``.github/workflows/mlci-pr.yml``, ``mlci-publish.yml`` and ``mlci-promote.yml`` (at the git
+  top level) from the copies shipped in ``mlci/templates``, which are this repository's own.
+
+Nothing is overwritten without ``force``: every target is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlci import __version__
+from mlci.errors import ConfigError, RepoError
+from mlci.verdict.directions import direction_of, gates_yaml, is_counter
+
+WORKFLOWS = ("mlci-pr.yml", "mlci-publish.yml", "mlci-promote.yml")
+TEMPLATES = Path(__file__).parent / "templates"
+TABLES = (".csv", ".parquet", ".pq")
+PLACEHOLDER = f"<owner>/mlci@<40-hex commit SHA> # v{__version__}"
+_SELF_USES = re.compile(r"^(\s*)uses: \./ #.*$", re.MULTILINE)
+_ACTION = re.compile(r"[\w.-]+/[\w.-]+(/[\w.-]+)*@[\w.-]+")
+
+
+@dataclass(frozen=True)
+class Project:
+    """What ``dvc.yaml`` declares, relative to the project root."""
+
+    metrics: tuple[str, ...]
+    params: tuple[str, ...]
+    data: tuple[str, ...]  # tables (CSV, Parquet) the stages depend on
+
+
+@dataclass(frozen=True)
+class InitResult:
+    project: Project
+    written: tuple[Path, ...]
+    gates: dict[str, str]
+    unclassified: tuple[str, ...]
+    schemas: dict[str, str]
+    missing: tuple[str, ...] = ()  # declared files not in the work tree (pull or repro first)
+    placeholder: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def inspect(root: Path) -> Project:
+    """Metrics files, params files and data tables of the project, from DVC's index."""
+    from dvc.dependency import ParamsDependency
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    if not (root / "dvc.yaml").is_file():
+        raise RepoError(f"no dvc.yaml in {root}", fix="run `mlci init` in a DVC project's root")
+    metrics: list[str] = []
+    params: list[str] = []
+    data: list[str] = []
+    try:
+        with Repo(str(root)) as repo:
+            index = repo.index
+            for stage in index.stages:
+                metrics += [_rel(root, o.fs_path) for o in stage.outs if o.metric]
+                for dep in stage.deps:
+                    if isinstance(dep, ParamsDependency):
+                        params.append(_rel(root, dep.fs_path))
+                    elif dep.fs_path.endswith(TABLES):
+                        data.append(_rel(root, dep.fs_path))
+            for dvcfile, paths in getattr(index, "_metrics", {}).items():
+                base = os.path.dirname(str(dvcfile))
+                metrics += [os.path.normpath(os.path.join(base, str(p))) for p in paths]
+    except DvcException as exc:
+        raise ConfigError(f"dvc.yaml: DVC cannot read it ({exc})", fix="run `dvc status`") from None
+    metrics = [os.path.normpath(_rel(root, m)) if os.path.isabs(m) else m for m in metrics]
+    return Project(*(tuple(dict.fromkeys(x)) for x in (metrics, params, data)))
+
+
+def _rel(root: Path, path: str) -> str:
+    return os.path.relpath(path, root) if os.path.isabs(path) else os.path.normpath(path)
+
+
+def init(root: Path, top: Path, *, action: str | None = None, force: bool = False) -> InitResult:
+    """Write the settings, schemas and workflows; refuse to overwrite without ``force``."""
+    if action is not None and not _ACTION.fullmatch(action):
+        raise ConfigError(
+            f"--action {action!r} is not an action reference",
+            fix="give OWNER/REPO@REF, e.g. acme/mlci@<40-hex commit SHA>",
+        )
+    project = inspect(root)
+    names, missing = _metric_names(root, project)
+    gates = {n: d for n in names if (d := direction_of(n)) and not n.startswith("slices.")}
+    unclassified = tuple(n for n in names if n not in gates and not is_counter(n))
+    schemas = _schema_paths(project.data)
+    params = root / "params.yaml"
+    files: dict[Path, str] = {}
+    for data_path, schema in schemas.items():
+        files[root / schema] = _infer(root / data_path, data_path)
+    for name in WORKFLOWS:
+        text = (TEMPLATES / name).read_text(encoding="utf-8")
+        files[top / ".github" / "workflows" / name] = _adapt(text, root, top, action)
+    section = _section(schemas, gates, unclassified)
+    old = params.read_text(encoding="utf-8") if params.is_file() else ""
+    clash = [p for p in files if p.exists()] + ([params] if _has_section(old) else [])
+    if clash and not force:
+        shown = ", ".join(os.path.relpath(p, top) for p in clash)
+        raise ConfigError(
+            f"mlci init would overwrite {shown}",
+            fix="rerun with --force to replace them, or move them aside",
+        )
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    params.write_text(_with_section(old, section), encoding="utf-8")
+    notes: tuple[str, ...] = ()
+    if action is not None and not re.search(r"@[0-9a-f]{40}$", action):
+        notes = (f"{action} is not pinned to a commit SHA: pin it, as every action should be",)
+    return InitResult(
+        project,
+        (params, *files),
+        gates,
+        unclassified,
+        schemas,
+        missing,
+        action is None,
+        notes,
+    )
+
+
+def _metric_names(root: Path, project: Project) -> tuple[list[str], tuple[str, ...]]:
+    """Numeric metric names found in the work tree, and the declared files that are not there."""
+    from mlci.verdict.metrics import _is_number, load_files, read_worktree
+
+    found = load_files(project.metrics, read_worktree(root)) or {}
+    missing = tuple(m for m in project.metrics if not (root / m).is_file())
+    return [n for n, v in found.items() if _is_number(v)], missing
+
+
+def _schema_paths(data: tuple[str, ...]) -> dict[str, str]:
+    """``schemas/<stem>.yaml`` per table; the whole path where two tables share a stem."""
+    stems = [Path(d).stem for d in data]
+    out = {}
+    for d, stem in zip(data, stems, strict=True):
+        name = stem if stems.count(stem) == 1 else str(Path(d).with_suffix("")).replace("/", "-")
+        out[d] = f"schemas/{name}.yaml"
+    return out
+
+
+def _infer(path: Path, shown: str) -> str:
+    """pandera's inferred schema of the table at ``path``, as YAML."""
+    import pandera.pandas as pa
+
+    from mlci.checks.validation import read_table
+
+    if not path.is_file():
+        raise RepoError(
+            f"{shown}: a stage depends on it but it is not in the work tree",
+            fix="run `dvc pull` (or `dvc repro`) first, so mlci init can read the data",
+        )
+    schema = pa.infer_schema(read_table(path, shown))
+    head = f"# Inferred by `mlci init` from {shown}: review the checks (ranges are today's).\n"
+    return head + str(schema.to_yaml())
+
+
+def _adapt(text: str, root: Path, top: Path, action: str | None) -> str:
+    """A template made this repository's: the action reference, the project's directory, and
+    the pip cache keyed on a file the repository has."""
+    text = _SELF_USES.sub(lambda m: f"{m.group(1)}uses: {action or PLACEHOLDER}", text)
+    sub = os.path.relpath(root, top).replace(os.sep, "/")
+    if sub != ".":
+        text = re.sub(
+            r"^(\s*)command: (.*)$",
+            rf"\1command: \2\n\1working-directory: {sub}",
+            text,
+            flags=re.MULTILINE,
+        )
+        text = text.replace("path: .dvc/cache", f"path: {sub}/.dvc/cache")
+        text = text.replace("hashFiles('dvc.lock')", f"hashFiles('{sub}/dvc.lock')")
+        text = text.replace("path: mlci-report/", f"path: {sub}/mlci-report/")
+    if not (top / "pyproject.toml").is_file():
+        dep = next((n for n in ("requirements.txt", "setup.py") if (top / n).is_file()), None)
+        if dep:
+            text = text.replace(
+                "cache-dependency-path: pyproject.toml", f"cache-dependency-path: {dep}"
+            )
+        else:
+            text = re.sub(
+                r"^\s*cache: pip\n\s*cache-dependency-path: pyproject.toml\n",
+                "",
+                text,
+                flags=re.MULTILINE,
+            )
+    return text
+
+
+def _section(schemas: dict[str, str], gates: dict[str, str], unclassified: tuple[str, ...]) -> str:
+    lines = ["# Written by `mlci init`: see the README's Settings and Gates.", "mlci:"]
+    if schemas:
+        lines.append("  validate:")
+        lines += [f"    {_key(d)}: {_key(s)}" for d, s in schemas.items()]
+    lines += gates_yaml(gates, limit=len(gates)) if gates else ["  gates: {}"]
+    if unclassified:
+        lines.append("  # not classified by name (add a gate by hand where it matters):")
+        lines += [f"  #   {n}" for n in unclassified[:20]]
+    return "\n".join(lines) + "\n"
+
+
+def _key(text: str) -> str:
+    import json
+
+    return text if re.fullmatch(r"[\w./-]+", text) else json.dumps(text)
+
+
+_TOP_SECTION = re.compile(
+    r"^(?:# Written by `mlci init`.*\n)?mlci:.*\n(?:(?:[ \t#].*|)\n)*", re.MULTILINE
+)
+
+
+def _has_section(text: str) -> bool:
+    return bool(re.search(r"^mlci:", text, re.MULTILINE))
+
+
+def _with_section(text: str, section: str) -> str:
+    """``text`` with its top-level ``mlci:`` block replaced by ``section`` (or appended)."""
+    if _has_section(text):
+        return _TOP_SECTION.sub(lambda _: section, text, count=1)
+    sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+    return text + sep + section

@@ -1,0 +1,73 @@
+"""The compare stage's I/O: the PR's metrics and params (work tree) against the base's, read
+without a checkout. The judging itself is :func:`mlci.verdict.metrics.compare` (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlci.check.baseline import Base
+from mlci.errors import ConfigError
+from mlci.project import data
+from mlci.settings.config import Settings
+from mlci.verdict import metrics
+
+Read = Callable[[str], bytes | None]
+
+
+def _at(root: Path, sha: str, pipe: data.Pipeline) -> Read:
+    def read(path: str) -> bytes | None:
+        return data.read_at(root, sha, path, uncached=pipe.uncached)
+
+    return read
+
+
+def _params(paths: tuple[str, ...], read: Read) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path in dict.fromkeys(paths):
+        raw = read(path)
+        if raw is not None:
+            prefix = "" if path == "params.yaml" else f"{path}:"
+            out.update({prefix + k: v for k, v in metrics.parse(raw, path).items()})
+    return out
+
+
+def compare_with_base(root: Path, settings: Settings, base: Base) -> metrics.Comparison:
+    """Head metrics/params against ``base``: a registered model's run metrics, or the metrics
+    files at the base commit; params always from the base commit when there is one."""
+    pipe = data.read_pipeline(root)
+    head = metrics.load_files(pipe.metrics, metrics.read_worktree(root))
+    if head is None:
+        raise ConfigError(
+            f"no metrics on the PR: none of {', '.join(pipe.metrics) or 'no files'} exist",
+            fix="declare metrics in dvc.yaml and run `dvc repro` (or `mlci run`)",
+        )
+    if base.from_registry:
+        base_metrics = base.metrics
+    else:
+        assert base.sha is not None  # a git base always resolves to a commit
+        base_metrics = metrics.load_files(pipe.metrics, _at(root, base.sha, pipe))
+    base_params, head_params = params_of(root, settings, base, pipe)
+    return metrics.compare(
+        base_metrics,
+        head,
+        settings.gates,
+        base_rev=base.label,
+        base_sha=base.sha,
+        base_params=base_params,
+        head_params=head_params,
+    )
+
+
+def params_of(
+    root: Path, settings: Settings, base: Base, pipe: data.Pipeline | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The params the stages use (every params file of ``dvc.yaml``, else the settings' file),
+    at the base commit (empty without one) and in the work tree."""
+    pipe = pipe or data.read_pipeline(root)
+    files = pipe.params or (
+        (settings.params_file,) if (root / settings.params_file).exists() else ()
+    )
+    at_base = _params(files, _at(root, base.sha, pipe)) if base.sha else {}
+    return at_base, _params(files, metrics.read_worktree(root))

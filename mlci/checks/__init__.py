@@ -1,0 +1,1 @@
+"""Data checks: pandera validation, drift, personal data, and their one cache."""

@@ -1,0 +1,1 @@
+"""The click commands: flags -> one library call -> render. Nothing imports this package."""

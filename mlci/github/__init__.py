@@ -1,0 +1,1 @@
+"""GitHub's REST API: HTTP, comments and checks, issues and pulls, Git Data, the runner's files."""

@@ -1,0 +1,88 @@
+"""The Git Data API (blobs, trees, commits, refs): how plot images reach the repository's own
+images branch (``mlci/images.py``)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from mlci.errors import GitHubError
+from mlci.github.http import HttpClient, _error_message, _json, _Why
+
+
+class ContentsRefused(GitHubError):
+    """The token may not write the repository's contents (``permissions: contents: write``)."""
+
+    title = "GitHub refused to write contents"
+
+
+class GitData(HttpClient):
+    # -- Git Data API: the plots images branch (mlci/images.py) ---------------------------------
+
+    def branch_head(self, branch: str) -> str | None:
+        """The commit ``refs/heads/{branch}`` points at, or None when there is no such branch."""
+        why = _Why(f"branch {branch} of {self.repository}", "contents: read")
+        path = f"/repos/{self.repository}/git/ref/heads/{quote(branch)}"
+        resp = self._request("GET", path, why, allow=(404, 409))  # 409: an empty repository
+        if resp.status_code in (404, 409):
+            return None
+        return str(_json(resp)["object"]["sha"])
+
+    def list_directory(self, path: str, ref: str) -> list[dict[str, Any]] | None:
+        """The entries (``name``, ``type``, ``sha`` ...) of directory ``path`` at ``ref``; None
+        when it does not exist there."""
+        why = _Why(f"{path} at {ref[:12]} in {self.repository}", "contents: read")
+        url = f"/repos/{self.repository}/contents/{quote(path)}"
+        resp = self._request("GET", url, why, params={"ref": ref}, allow=(404,))
+        if resp.status_code == 404:
+            return None
+        data = _json(resp)
+        return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else None
+
+    def create_blob(self, content: bytes) -> str:
+        """Store ``content`` as a git blob; returns its SHA."""
+        payload = {"content": base64.b64encode(content).decode("ascii"), "encoding": "base64"}
+        data = self._write("POST", "/git/blobs", payload, "a git blob")
+        return str(data["sha"])
+
+    def create_tree(self, entries: Sequence[Mapping[str, str]]) -> str:
+        """A git tree of exactly ``entries`` (``path``, ``mode``, ``type``, ``sha``)."""
+        data = self._write("POST", "/git/trees", {"tree": list(entries)}, "a git tree")
+        return str(data["sha"])
+
+    def create_commit(self, message: str, tree: str, parents: Sequence[str]) -> str:
+        payload = {"message": message, "tree": tree, "parents": list(parents)}
+        return str(self._write("POST", "/git/commits", payload, "a git commit")["sha"])
+
+    def move_branch(self, branch: str, sha: str, *, create: bool, force: bool = False) -> bool:
+        """Point ``branch`` at commit ``sha`` (creating it when ``create``); False when GitHub
+        refuses because the branch moved meanwhile (not a fast-forward, or it exists)."""
+        if create:
+            body: dict[str, Any] = {"ref": f"refs/heads/{branch}", "sha": sha}
+            return self._write("POST", "/git/refs", body, f"branch {branch}", allow=(422,)) != {}
+        path = f"/git/refs/heads/{quote(branch)}"
+        body = {"sha": sha, "force": force}
+        return self._write("PATCH", path, body, f"branch {branch}", allow=(422,)) != {}
+
+    def _write(
+        self, method: str, path: str, payload: Any, what: str, *, allow: Collection[int] = ()
+    ) -> dict[str, Any]:
+        """A Git Data write; a 403/404 is :class:`ContentsRefused`; an allowed status gives {}."""
+        why = _Why(f"{what} in {self.repository}", "contents: write")
+        url = f"/repos/{self.repository}{path}"
+        resp = self._request(method, url, why, json=payload, allow=(403, 404, *allow))
+        if resp.status_code in (403, 404):
+            message, _ = _error_message(resp)
+            raise ContentsRefused(
+                f"{method} {urlsplit(resp.url).path}: GitHub refused to write {what} "
+                f"({resp.status_code} {message})",
+                fix="give the workflow `permissions: contents: write`",
+            )
+        if resp.status_code in allow:
+            return {}
+        data = _json(resp)
+        if not isinstance(data, dict) or ("sha" not in data and "object" not in data):
+            raise GitHubError(f"GitHub answered {what} with something else")
+        return data

@@ -1,0 +1,402 @@
+"""``mlci monitor``: is the champion still fit for the data it sees now?
+
+    champion (registry) -> reference data (its lineage: commit + data hash, read without a
+    checkout) -> snapshot -> drift (the PR check's statistics and thresholds) -> with labels,
+    the champion's metrics on the snapshot against those recorded at promotion (gates) ->
+    predict latency -> status -> report, issue, retraining PR or dispatch
+
+Nothing here promotes: a breach opens (or updates) one issue per model and, per
+``monitor.on_breach``, one retraining pull request that the normal PR check gates. Stages never
+print; ``cli.monitor`` renders the result and ``raise_for`` turns it into the exit.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlci.checks.drift import FileDrift, Thresholds, compare_frames
+from mlci.ci import CIContext
+from mlci.errors import (
+    EXIT_DRIFT,
+    EXIT_GATE_FAILED,
+    ConfigError,
+    DriftDetected,
+    DvcRemoteError,
+    MlciError,
+    ModelDegraded,
+)
+from mlci.settings.config import Settings
+from mlci.settings.monitor import MonitorSettings
+from mlci.verdict import metrics
+
+OnStage = Callable[[str], None]
+
+# Exit code of a drift-only breach (see README, "Exit codes"). A degraded model exits 4, as
+# any failed gate does; a crash or a service stays 1 or 5: a scheduler tells all three apart.
+
+
+class Status(enum.Enum):
+    """One vocabulary: the step output, its icon, its exit code."""
+
+    HEALTHY = "healthy"
+    DRIFT = "drift"
+    DEGRADED = "degraded"
+    ERROR = "error"
+
+    @property
+    def icon(self) -> str:
+        return {"healthy": "✅", "drift": "⚠️", "degraded": "❌", "error": "💥"}[self.value]
+
+    @property
+    def breach(self) -> bool:
+        return self in (Status.DRIFT, Status.DEGRADED)
+
+    @property
+    def exit_code(self) -> int:
+        return {"healthy": 0, "drift": EXIT_DRIFT, "degraded": EXIT_GATE_FAILED, "error": 1}[
+            self.value
+        ]
+
+
+@dataclass(frozen=True)
+class Champion:
+    name: str
+    version: str
+    run_id: str
+    git_sha: str | None
+    data: dict[str, str]  # training data path -> DVC md5, from the lineage tags
+    metrics: dict[str, float]  # recorded at promotion
+    backend: str = "sklearn"
+    task: str = "classification"
+
+
+@dataclass(frozen=True)
+class Latency:
+    p50_ms: float
+    p95_ms: float
+    batch_rows: int
+    batches: int
+
+
+@dataclass
+class MonitorResult:
+    status: Status
+    champion: Champion | None = None
+    snapshot: str = ""
+    rows: int = 0
+    drift: FileDrift | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    comparison: metrics.Comparison | None = None
+    latency: Latency | None = None
+    latency_breaches: tuple[str, ...] = ()
+    labelled: bool = False
+    notes: list[str] = field(default_factory=list)
+    error: MlciError | None = None
+    at: str = ""
+    # filled by publishing
+    report_path: Path | None = None
+    issue_url: str | None = None
+    pr_url: str | None = None
+    dispatched: str | None = None
+    publish_error: MlciError | None = None
+
+    @property
+    def summary(self) -> str:
+        if self.error is not None:
+            return self.error.one_line()
+        parts = []
+        if self.drift is not None and self.drift.drifted:
+            cols = ", ".join(c.column for c in self.drift.drifted)
+            parts.append(f"drift in {len(self.drift.drifted)} column(s): {cols}")
+        if self.comparison is not None and self.comparison.failed:
+            parts.append(
+                f"{len(self.comparison.failed)} gate(s) failed: "
+                + ", ".join(m.name for m in self.comparison.failed)
+            )
+        parts.extend(self.latency_breaches)
+        if not parts:
+            gated = len(self.comparison.gated) if self.comparison is not None else 0
+            return f"no drift; {gated} gate(s) hold" if self.labelled else "no drift (no labels)"
+        return "; ".join(parts)
+
+
+# -- the stages -------------------------------------------------------------------------------
+
+
+def champion(settings: Settings) -> Champion:
+    """The model version ``champion`` points at, with the lineage its promotion recorded."""
+    from mlci.registry import models as registry
+    from mlci.registry.tracking import TAG_PREFIX
+
+    uri, name = settings.tracking_uri, settings.model_name
+    mv = registry.alias_version(uri, name, registry.CHAMPION)
+    if mv is None:
+        raise ConfigError(
+            f"model '{name}' has no '{registry.CHAMPION}' to monitor",
+            fix="promote a model first (`mlci promote` after a merge)",
+        )
+    tags = {k.removeprefix(TAG_PREFIX): str(v) for k, v in (mv.tags or {}).items()}
+    recorded = {}
+    for key, value in tags.items():
+        if key.startswith("metric."):
+            try:
+                recorded[key.removeprefix("metric.")] = float(value)
+            except ValueError:
+                continue
+    if not recorded:
+        recorded = registry.run_metrics(uri, mv.run_id)
+    data = {k.removeprefix("data."): v for k, v in tags.items() if k.startswith("data.")}
+    return Champion(
+        name,
+        str(mv.version),
+        str(mv.run_id),
+        tags.get("git_sha"),
+        data,
+        recorded,
+        tags.get("backend", "sklearn"),
+        tags.get("task", "classification"),
+    )
+
+
+def _frame(raw: bytes, path: str) -> Any:
+    import pandas as pd
+
+    buffer = io.BytesIO(raw)
+    return pd.read_parquet(buffer) if path.endswith((".parquet", ".pq")) else pd.read_csv(buffer)
+
+
+def reference(root: Path, champ: Champion, path: str | None = None) -> tuple[str, Any]:
+    """The data the champion was trained on, as it was at its commit (DVC cache or remote),
+    checked against the hash its lineage recorded."""
+    import hashlib
+
+    from mlci import git
+    from mlci.project import data
+
+    if not champ.data or champ.git_sha is None:
+        raise ConfigError(
+            f"{champ.name} v{champ.version} has no lineage tags (git_sha, data.*)",
+            fix="promote with mlci (`mlci promote`), which records them",
+        )
+    path = path or next(iter(champ.data))
+    if path not in champ.data:
+        raise ConfigError(
+            f"{champ.name} v{champ.version} was not trained on {path}",
+            fix=f"its training data: {', '.join(champ.data)}",
+        )
+    git.fetch_commit(root, champ.git_sha)
+    raw = data.read_at(root, champ.git_sha, path)
+    if raw is None:
+        raise DvcRemoteError(
+            f"cannot read {path} at {champ.git_sha[:12]} (the champion's training data)",
+            fix="check that the commit is reachable and its data was `dvc push`ed",
+        )
+    if hashlib.md5(raw).hexdigest() != champ.data[path]:
+        raise ConfigError(
+            f"{path} at {champ.git_sha[:12]} does not match the hash the champion's lineage "
+            f"recorded ({champ.data[path][:12]})",
+            fix="the training data changed after training; promote again",
+        )
+    return path, _frame(raw, path)
+
+
+def snapshot(root: Path, path: str) -> Any:
+    """A CSV or Parquet file, or a directory of them; pulled first when DVC tracks it and the
+    file is not in the work tree (an ingestion job's output, a `dvc import`)."""
+    import pandas as pd
+
+    target = root / path
+    if not target.exists() and (root / f"{path}.dvc").exists():
+        from mlci.project import data
+
+        repo = data.open_repo(root)
+        try:
+            repo.pull(targets=[str(target)])
+        except Exception as exc:
+            raise DvcRemoteError(
+                f"dvc pull {path} failed: {str(exc).splitlines()[0][:300]}",
+                fix="check `dvc remote list` and that the snapshot was pushed",
+            ) from None
+        finally:
+            repo.close()
+    if target.is_dir():
+        files = sorted(
+            p for p in target.rglob("*") if p.suffix in (".csv", ".parquet", ".pq") and p.is_file()
+        )
+        if not files:
+            raise ConfigError(f"snapshot {path} holds no CSV or Parquet file", fix="check it")
+        return pd.concat([_frame(p.read_bytes(), p.name) for p in files], ignore_index=True)
+    if not target.is_file():
+        raise ConfigError(
+            f"snapshot {path} does not exist",
+            fix="set monitor.snapshot (or --snapshot) to a file or directory in the repository",
+        )
+    return _frame(target.read_bytes(), path)
+
+
+def _load_model(settings: Settings, champ: Champion) -> Any:
+    from mlci.registry.tracking import configure, unreachable
+
+    configure(settings.tracking_uri)
+    uri = f"models:/{champ.name}@champion"
+    from mlci.training.backends import BACKENDS, get_trainer
+
+    try:
+        if champ.backend in BACKENDS:  # a model mlci's own trainer made
+            return get_trainer(champ.backend).load_model(uri)
+        import mlflow.pyfunc  # any other registered model (mlci promote of a project's own)
+
+        return mlflow.pyfunc.load_model(uri)
+    except MlciError:
+        raise
+    except Exception as exc:
+        raise unreachable(settings.tracking_uri, exc) from None
+
+
+def features(model: Any, ref: Any, label: str, drop: tuple[str, ...]) -> Any:
+    """The snapshot's (or reference's) model input: the training's one-hot encoding, columns
+    in the order the model was fit with."""
+    import pandas as pd
+
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        names = pd.get_dummies(ref.drop(columns=[label, *drop], errors="ignore")).columns
+    return list(names)
+
+
+def _inputs(frame: Any, columns: list[str], label: str, drop: tuple[str, ...]) -> Any:
+    import pandas as pd
+
+    x = pd.get_dummies(frame.drop(columns=[label, *drop], errors="ignore"), dtype=float)
+    return x.reindex(columns=columns, fill_value=0.0)
+
+
+def score(trainer: Any, model: Any, x: Any, y: Any, task: str) -> dict[str, float]:
+    from mlci.training import evaluation
+
+    if task == "regression":
+        return evaluation.regression_metrics(y, trainer.predict(model, x))
+    classes = list(getattr(model, "classes_", sorted(set(y))))
+    return evaluation.classification_metrics(y, trainer.predict_proba(model, x), classes)
+
+
+def latency(trainer: Any, model: Any, x: Any, rows: int, batches: int) -> Latency:
+    """p50/p95 wall time of ``predict`` per batch of ``rows`` rows (one warm-up first)."""
+    import numpy as np
+
+    starts = list(range(0, max(len(x), 1), max(rows, 1)))[: batches + 1]
+    times = []
+    for i, start in enumerate(starts):
+        batch = x.iloc[start : start + rows]
+        t0 = time.perf_counter()
+        trainer.predict(model, batch)
+        if i > 0 or len(starts) == 1:
+            times.append((time.perf_counter() - t0) * 1000)
+    p50, p95 = np.percentile(times, [50, 95])
+    return Latency(round(float(p50), 3), round(float(p95), 3), rows, len(times))
+
+
+def check(
+    root: Path,
+    settings: Settings,
+    ms: MonitorSettings,
+    on_stage: OnStage = lambda _: None,
+) -> MonitorResult:
+    """Drift, accuracy and latency of the champion on the snapshot; raises on an error."""
+    from mlci.training.base import get_trainer, train_params
+
+    if not ms.snapshot:
+        raise ConfigError(
+            "no snapshot to monitor", fix="set mlci.monitor.snapshot or pass --snapshot PATH"
+        )
+    result = MonitorResult(Status.HEALTHY, snapshot=ms.snapshot)
+    result.at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    on_stage("champion")
+    champ = result.champion = champion(settings)
+    on_stage("reference data")
+    tp = train_params(root, settings.params_file)
+    _, ref = reference(root, champ, tp.data if tp.data in champ.data else None)
+    on_stage("snapshot")
+    snap = snapshot(root, ms.snapshot)
+    result.rows = len(snap)
+    on_stage("drift")
+    result.thresholds = settings.drift
+    result.drift = compare_frames(ms.snapshot, ref, snap, result.thresholds)
+    label = ms.label or tp.target
+    result.labelled = label in snap.columns and bool(snap[label].notna().any())
+    if label not in snap.columns:
+        result.notes.append(f"no label column '{label}' in the snapshot: accuracy not judged")
+    on_stage("champion on the snapshot")
+    model = _load_model(settings, champ)
+    trainer = get_trainer(champ.backend)
+    x = _inputs(snap, features(model, ref, label, tp.drop), label, tp.drop)
+    if result.labelled:
+        labelled = snap[label].notna().to_numpy()
+        head = score(trainer, model, x[labelled], snap[label][labelled], champ.task)
+        result.comparison = metrics.compare(
+            champ.metrics,
+            head,
+            ms.gates if ms.gates is not None else settings.gates,
+            base_rev=f"{champ.name} v{champ.version} at promotion",
+        )
+    gate = ms.latency
+    result.latency = latency(trainer, model, x, gate.batch_rows, gate.batches)
+    result.latency_breaches = gate.breaches(result.latency.p50_ms, result.latency.p95_ms)
+    result.status = status_of(result)
+    return result
+
+
+def status_of(result: MonitorResult) -> Status:
+    if result.error is not None:
+        return Status.ERROR
+    if (result.comparison is not None and result.comparison.failed) or result.latency_breaches:
+        return Status.DEGRADED
+    if result.drift is not None and result.drift.drifted:
+        return Status.DRIFT
+    return Status.HEALTHY
+
+
+def run(
+    root: Path,
+    settings: Settings,
+    ms: MonitorSettings,
+    ctx: CIContext,
+    on_stage: OnStage = lambda _: None,
+) -> MonitorResult:
+    """Check, then publish whatever came of it (an error too): report file, job summary,
+    outputs, the living issue and, on a breach, the retraining PR or dispatch."""
+    from mlci.monitor import publish as monitor_publish
+
+    try:
+        result = check(root, settings, ms, on_stage)
+    except MlciError as exc:
+        result = MonitorResult(Status.ERROR, snapshot=ms.snapshot or "", error=exc)
+        result.at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    on_stage("publish")
+    monitor_publish.publish(root, settings, ms, ctx, result)
+    return result
+
+
+def raise_for(result: MonitorResult) -> None:
+    """The exit: an error's own code; 4 degraded; 6 drift; then a publishing failure (5)."""
+    if result.error is not None:
+        raise result.error
+    where = f" (issue: {result.issue_url})" if result.issue_url else ""
+    if result.status is Status.DEGRADED:
+        raise ModelDegraded(
+            f"the champion degraded on {result.snapshot}: {result.summary}{where}",
+            fix="review the retraining pull request or the issue; the champion stays",
+        )
+    if result.status is Status.DRIFT:
+        raise DriftDetected(
+            f"{result.snapshot} drifted from the champion's training data: {result.summary}{where}",
+            fix="review the issue (and the retraining pull request, if any)",
+        )
+    if result.publish_error is not None:
+        raise result.publish_error

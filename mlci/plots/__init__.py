@@ -1,0 +1,1 @@
+"""DVC's plots at both revisions: collected, rendered as Markdown, rendered as PNGs."""

@@ -1,0 +1,1 @@
+"""Everything DVC: the pipeline, pull and push, reproduce, lineage, the model's declaration."""

@@ -1,0 +1,183 @@
+"""The model a DVC project declares, and how it goes into MLflow.
+
+Where the model is, in order: ``mlci.model``; ``dvc.yaml``'s ``artifacts:`` entry of
+``type: model`` (DVC's own model declaration); the single cached output of the training stage
+(a stage whose name says ``train``). Resolving it reads ``dvc.yaml`` only, so a project with
+nothing to register hears so in well under a second, before anything trains.
+
+Logging it: an MLflow flavour where one is detected (a scikit-learn pickle or joblib file, a
+whole torch module, mlci's own model bundle, a directory that already is an MLflow model), else
+the files themselves as the model's artifacts with a flavour-less ``MLmodel``. Detection loads
+the file (unpickling runs code): it runs only on the promotion branch, on the repository's
+own outputs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlci.errors import ConfigError, MlflowError
+from mlci.project import lineage
+from mlci.settings.config import Settings
+
+ARTIFACT = "model"  # the run's artifact path that `mlci promote` registers
+
+
+@dataclass(frozen=True)
+class ModelDecl:
+    path: str
+    stage: str | None  # the stage that produces it (its dvc.lock entry is the training key)
+    source: str  # where the declaration came from, for messages
+
+
+def find(root: Path, settings: Settings, decl: lineage.Declared | None = None) -> ModelDecl | None:
+    """The declared model, or None when the project declares none."""
+    decl = decl or lineage.declared(root)
+    if settings.model:
+        path = lineage._rel(".", settings.model)
+        return ModelDecl(path, _stage(decl, path), "mlci.model")
+    models = [(n, p) for n, (p, kind) in decl.artifacts.items() if kind == "model"]
+    if models:
+        name, path = models[0]
+        return ModelDecl(path, _stage(decl, path), f"dvc.yaml artifacts: {name}")
+    trainers = [s for s in decl.stages if "train" in s.name.lower()]
+    if len(trainers) == 1:
+        st = trainers[0]
+        outs = [o for o in st.cached_outs if o not in st.metrics and o not in st.plots]
+        if len(outs) == 1:
+            return ModelDecl(outs[0], st.name, f"the single output of stage '{st.name}'")
+    return None
+
+
+def require(root: Path, settings: Settings) -> ModelDecl:
+    """The declared model; a configuration error naming the ways to declare one."""
+    found = find(root, settings)
+    if found is None:
+        raise ConfigError(
+            f"nothing to register: {root / 'dvc.yaml'} declares no model (no `artifacts:` "
+            "entry of `type: model`), mlci.model is not set, and no single training stage "
+            "has exactly one cached output",
+            fix="declare it in dvc.yaml (`artifacts: {my-model: {path: models/model.pkl, "
+            "type: model}}`) or set `mlci.model: <path>` in params.yaml",
+        )
+    return found
+
+
+def _stage(decl: lineage.Declared, path: str) -> str | None:
+    stage = decl.producer(path)
+    return None if stage is None else stage.name
+
+
+def flavour(path: Path) -> str:
+    """A cheap guess from the bytes: mlflow, torch, pickle, or files."""
+    if path.is_dir():
+        return "mlflow" if (path / "MLmodel").is_file() else "files"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            if any(n.endswith("data.pkl") for n in z.namelist()):
+                return "torch"
+        return "files"
+    with path.open("rb") as fh:
+        head = fh.read(2)
+    return "pickle" if head[:1] == b"\x80" else "files"
+
+
+def log(root: Path, model: ModelDecl, run_id: str) -> str:
+    """Log the model's files into MLflow run ``run_id`` under ``model``; returns the flavour."""
+    path = root / model.path
+    if not path.exists():
+        raise ConfigError(
+            f"the model {model.path} ({model.source}) does not exist after `dvc repro`",
+            fix="check that the training stage writes it, or fix the declaration",
+        )
+    import mlflow
+
+    kind = flavour(path)
+    obj: Any = None
+    if kind == "pickle":
+        kind, obj = _unpickled(path)
+    elif kind == "torch":
+        kind, obj = _torch(path)
+    try:
+        if kind in ("sklearn", "torch", "mlci-sklearn", "mlci-torch"):
+            with mlflow.start_run(run_id=run_id):
+                _log_object(kind, obj)
+        else:
+            _log_files(path, run_id, kind)
+    except MlflowError:
+        raise
+    except Exception as exc:
+        raise MlflowError(
+            f"MLflow could not log the model {model.path}: {str(exc).splitlines()[0][:300]}",
+            fix="check the artifact store is writable; run with --debug for the cause",
+        ) from exc
+    return kind
+
+
+def _unpickled(path: Path) -> tuple[str, Any]:
+    try:
+        import joblib
+
+        obj = joblib.load(path)  # a plain pickle too
+    except Exception:
+        return "files", None
+    if isinstance(obj, dict) and "model" in obj and obj.get("backend") in ("sklearn", "torch"):
+        return f"mlci-{obj['backend']}", obj["model"]
+    module = type(obj).__module__ or ""
+    return ("sklearn", obj) if module.startswith("sklearn") else ("files", None)
+
+
+def _torch(path: Path) -> tuple[str, Any]:
+    try:
+        import torch
+
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        return "files", None
+    return ("torch", obj) if isinstance(obj, torch.nn.Module) else ("files", None)
+
+
+def _log_object(kind: str, obj: Any) -> None:
+    if kind in ("sklearn", "mlci-sklearn"):
+        import mlflow.sklearn
+        import sklearn
+
+        mlflow.sklearn.log_model(
+            obj,
+            name=ARTIFACT,
+            serialization_format="cloudpickle",
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+        )
+    else:
+        import mlflow.pytorch
+        import torch
+
+        mlflow.pytorch.log_model(
+            obj,
+            name=ARTIFACT,
+            serialization_format="pickle",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
+
+
+def _log_files(path: Path, run_id: str, kind: str) -> None:
+    """The files as they are, with a flavour-less ``MLmodel`` unless they are an MLflow model."""
+    import mlflow
+    from mlflow.models import Model
+    from mlflow.tracking import MlflowClient
+
+    with tempfile.TemporaryDirectory(prefix="mlci-model-") as tmp:
+        out = Path(tmp) / ARTIFACT
+        if path.is_dir():
+            shutil.copytree(path, out)
+        else:
+            out.mkdir()
+            shutil.copy2(path, out / path.name)
+        if kind != "mlflow":
+            Model(run_id=run_id, artifact_path=ARTIFACT).save(str(out / "MLmodel"))
+        MlflowClient(mlflow.get_tracking_uri()).log_artifacts(run_id, str(out), ARTIFACT)

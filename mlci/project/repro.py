@@ -1,0 +1,308 @@
+"""Reproducing the pipeline: ``dvc repro`` with mlci's stage runner, and DVC's locks.
+
+Each stage command runs in its own process group (see :mod:`mlci.signals`); its stderr is
+passed through to the job log as it comes and its last lines are kept, secrets masked, so a
+failing stage is reported with its name, command, exit status and its own words.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlci import signals
+from mlci.errors import (
+    STAGE_ERROR_ENV,
+    MlciError,
+    RepoLocked,
+    StageError,
+    StageFailed,
+    load_from_child,
+)
+
+TAIL_LINES = 30
+_STAGE_ERROR_FILE = "error.json"
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
+
+
+def clear_stale_locks(repo: Any) -> list[dict[str, Any]]:
+    """Drop the entries of DVC's ``.dvc/tmp/rwlock`` whose process is gone; returns them.
+
+    DVC drops an entry whose PID is free, but not one whose PID a new process reuses
+    (containers start PIDs low again, so a killed run's PID is often taken) or a zombie's:
+    the next run then fails on a lock nobody holds.
+    """
+    import json
+
+    from dvc.lock import LockError, make_lock
+
+    tmp = repo.tmp_dir
+    path = Path(tmp or ".") / "rwlock"
+    if not tmp or not path.is_file():
+        return []
+    written = path.stat().st_mtime
+    hardlink = bool(repo.config["core"].get("hardlink_lock", False))
+    guard = make_lock(os.path.join(tmp, "rwlock.lock"), tmp_dir=tmp, hardlink_lock=hardlink)
+    try:
+        guard.lock()
+    except LockError:
+        return []  # someone is editing it right now: DVC decides
+    removed: list[dict[str, Any]] = []
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for mode in ("read", "write"):
+            table = doc.get(mode) or {}
+            for out in list(table):
+                owners = table[out] if isinstance(table[out], list) else [table[out]]
+                live = [o for o in owners if _owner_alive(int(o["pid"]), written)]
+                removed += [o for o in owners if o not in live and o not in removed]
+                if not live:
+                    del table[out]
+                elif mode == "read":
+                    table[out] = live
+        if removed:
+            path.write_text(json.dumps(doc), encoding="utf-8")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []  # DVC reports a broken rwlock file itself
+    finally:
+        guard.unlock()
+    return removed
+
+
+def _owner_alive(pid: int, written: float) -> bool:
+    """Whether the process that wrote a lock entry (before ``written``) still runs."""
+    import psutil
+
+    if pid == os.getpid():
+        return False  # this process holds no lock yet: the entry is a dead run's
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return bool(proc.create_time() <= written + 1.0)  # else: a new process, same PID
+    except psutil.Error:
+        return False
+
+
+def locked_error(root: Path, exc: Exception) -> RepoLocked:
+    """DVC's LockError as one line naming the lock file and the way out."""
+    text = str(exc)
+    tmp = root / ".dvc" / "tmp"
+    if "is busy" in text:
+        owners = ", ".join(ln.strip() for ln in text.splitlines() if ln.strip().startswith("(PID"))
+        return RepoLocked(
+            f"DVC's {tmp / 'rwlock'} says another process uses this pipeline's files: {owners}",
+            fix="wait for that process to finish or stop it (if it is no DVC process, "
+            "delete .dvc/tmp/rwlock), then re-run",
+        )
+    return RepoLocked(
+        f"another DVC process holds {tmp / 'lock'}",
+        fix="wait for it to finish or stop it (if none runs, e.g. after a killed run with "
+        "core.hardlink_lock, delete .dvc/tmp/lock), then re-run",
+    )
+
+
+def reproduce(root: Path, *, force: bool = False, repo: Any | None = None) -> list[str]:
+    """``dvc repro`` (``--force``: every stage); returns the names of the stages that ran.
+
+    A stage that is an mlci command and fails with an ``MlciError`` fails the run with that
+    error (its exit code and message); any other failing stage with :class:`StageFailed`
+    (exit 7), which carries the end of the stage's stderr. A signal while a stage runs stops
+    the stage's processes and raises ``Interrupted``.
+    """
+    import tempfile
+
+    from dvc.exceptions import DvcException, ReproductionError
+    from dvc.lock import LockError
+
+    from mlci.project.data import _cwd, open_repo
+
+    own = repo is None
+    repo = repo if repo is not None else open_repo(root)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="mlci-stage-") as tmp,
+            _stage_runner(Path(tmp)) as ran,
+        ):
+            try:
+                with _cwd(root):
+                    stages = repo.reproduce(force=force)
+            except ReproductionError as exc:
+                raise _stage_failure(root, exc, Path(tmp), ran) from None
+    except LockError as exc:
+        raise locked_error(root, exc) from None
+    except DvcException as exc:
+        raise StageError(
+            f"dvc repro failed: {exc}", fix="check dvc.yaml and `dvc status`"
+        ) from None
+    finally:
+        if own:
+            repo.close()
+    return [getattr(s, "addressing", str(s)) for s in stages]
+
+
+@dataclass
+class Ran:
+    """The stage command that ran last: what a failure is reported with."""
+
+    stage: str = ""
+    command: str = ""
+    returncode: int | None = None
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+
+
+# the stage that ran last under each ``_stage_runner``, by its errors directory
+_RUNS: dict[Path, Ran] = {}
+
+
+def _stage_failure(root: Path, exc: Exception, errors: Path, ran: Ran | None = None) -> MlciError:
+    """Why ``dvc repro`` failed: a signal, the failed mlci command's own error, a lock, or
+    the stage's command (``ran``: the runner's record, by default the one for ``errors``)."""
+    from dvc.lock import LockError
+
+    ran = ran or _RUNS.get(errors) or Ran()
+
+    if signals.received() is not None:
+        return signals.interrupted()
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, MlciError):
+        return cause
+    if isinstance(cause, LockError):
+        return locked_error(root, cause)
+    child = load_from_child(errors / _STAGE_ERROR_FILE, f"DVC stage '{ran.stage or '?'}'")
+    if child is not None:
+        return child
+    if ran.returncode is None or ran.returncode == 0:
+        return StageError(
+            f"dvc repro failed: {exc}{': ' + str(cause) if cause else ''}",
+            fix="run `dvc repro` locally to see the stage's own output",
+        )
+    return stage_failed(ran)
+
+
+def stage_failed(ran: Ran) -> StageFailed:
+    """A failed stage command as an error naming the stage, its command, its exit status and
+    the last line of its stderr, with a fix for the causes we can recognise."""
+    tail = tuple(ran.tail)
+    last = next((ln.strip() for ln in reversed(tail) if ln.strip()), "")
+    said = f": {last}" if last else " (it wrote nothing to stderr)"
+    fix = "run the stage's command locally (`dvc repro`) and fix what its stderr says"
+    if "ModuleNotFoundError" in last or "No module named" in last:
+        fix = (
+            "the stage imports a module that is not importable from its directory: if the "
+            "module is in the repository, run it as `PYTHONPATH=. " + ran.command + "` in "
+            "dvc.yaml (or `python -m` with a package), else add it to the requirements"
+        )
+    return StageFailed(
+        f"DVC stage '{ran.stage}' (`{ran.command}`) exited with {ran.returncode}{said}",
+        fix=fix,
+        stage=ran.stage,
+        command=ran.command,
+        returncode=ran.returncode,
+        stderr_tail=tail,
+    )
+
+
+def secrets(env: Mapping[str, str]) -> list[str]:
+    """Values never to show: the GitHub token and every variable named like a secret."""
+    from mlci import ci
+
+    found = [v for k, v in env.items() if _SECRET_NAME.search(k)]
+    found.append(ci.token(env) or "")
+    return sorted({v for v in found if len(v) >= 4}, key=len, reverse=True)
+
+
+def mask(line: str, hidden: list[str]) -> str:
+    from mlci import console
+
+    for value in hidden:
+        line = line.replace(value, "***")
+    return console.redact(line)
+
+
+@contextlib.contextmanager
+def _tee(ran: Ran, hidden: list[str]) -> Iterator[int]:
+    """A pipe for a stage's stderr: what comes is written on to our stderr at once (the job
+    log shows it live) and its last lines, masked, are kept in ``ran.tail``."""
+    read_fd, write_fd = os.pipe()
+    out_fd = 2
+    partial = [b""]
+
+    def pump() -> None:
+        with os.fdopen(read_fd, "rb", buffering=0) as src:
+            while chunk := src.read(65536):
+                with contextlib.suppress(OSError):
+                    os.write(out_fd, chunk)
+                lines = (partial[0] + chunk).split(b"\n")
+                partial[0] = lines.pop()
+                ran.tail.extend(mask(ln.decode("utf-8", "replace"), hidden) for ln in lines)
+        if partial[0]:
+            ran.tail.append(mask(partial[0].decode("utf-8", "replace"), hidden))
+
+    thread = threading.Thread(target=pump, name="mlci-stage-stderr", daemon=True)
+    thread.start()
+    try:
+        yield write_fd
+    finally:
+        os.close(write_fd)
+        thread.join(timeout=5.0)  # a background process that keeps the pipe: stop waiting
+
+
+@contextlib.contextmanager
+def _stage_runner(errors: Path) -> Iterator[Ran]:
+    """Run DVC's stage commands our way: each names ``MLCI_STAGE_ERROR_FILE`` for an mlci
+    command to leave its error in, its stderr is teed (:func:`_tee`), and, under
+    ``signals.handled()``, it runs in its own process group so that a signal reaches the
+    whole stage (DVC itself ignores SIGINT meanwhile).
+
+    This replaces ``dvc.stage.run._run`` (DVC 3: ``_run(executable, cmd, **popen_kwargs)``);
+    with a DVC that lacks it, stages run DVC's way.
+    """
+    import dvc.stage.run as dvc_run
+
+    ran = Ran()
+    original = getattr(dvc_run, "_run", None)
+    make_cmd = getattr(dvc_run, "_make_cmd", None)
+    if original is None or make_cmd is None:
+        yield ran
+        return
+    error_file = errors / _STAGE_ERROR_FILE
+
+    def run(executable: str | None, cmd: str, **kwargs: Any) -> None:
+        from dvc.stage.exceptions import StageCmdFailedError
+
+        env = dict(kwargs.pop("env", None) or os.environ)
+        ran.stage, ran.command, ran.returncode = str(env.get("DVC_STAGE") or cmd), cmd, None
+        ran.tail.clear()
+        error_file.unlink(missing_ok=True)
+        env[STAGE_ERROR_ENV] = str(error_file)
+        with _tee(ran, secrets(env)) as stderr:
+            if not signals.active():
+                try:
+                    original(executable, cmd, env=env, stderr=stderr, **kwargs)
+                except StageCmdFailedError as exc:
+                    found = re.search(r"exited with (-?\d+)", str(exc))
+                    ran.returncode = int(found.group(1)) if found else -1
+                    raise
+                ran.returncode = 0
+                return
+            ran.returncode = signals.run_child(
+                make_cmd(executable, cmd), ran.stage, env=env, stderr=stderr, **kwargs
+            )
+        if ran.returncode != 0:
+            raise StageCmdFailedError(cmd, ran.returncode)
+
+    dvc_run._run = run
+    _RUNS[errors] = ran
+    try:
+        yield ran
+    finally:
+        dvc_run._run = original
+        _RUNS.pop(errors, None)

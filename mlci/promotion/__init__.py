@@ -1,0 +1,1 @@
+"""After the merge: the promotion in the registry, and its note."""

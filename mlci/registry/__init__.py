@@ -1,0 +1,1 @@
+"""MLflow: tracking runs and tags, registered versions and aliases."""

@@ -1,0 +1,421 @@
+"""MLflow registry: register a model version with lineage, move ``champion``, roll back.
+
+Aliases, not stages: ``champion`` is the model in service, ``previous`` the one before it.
+Each version carries tags that lead back to its commit, PR, data and training run.
+
+A promotion that stops anywhere (the tracking server dies, the job is cancelled) leaves
+``champion`` where it was or fully moved, never on a version whose model files are missing:
+a version becomes a candidate (tag ``mlci.promoted``) only after its registration finished
+and its files were found, ``champion`` is written last, and a re-run resumes from any step.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from mlci.errors import ConfigError, MlciError, MlflowError
+from mlci.registry.tracking import TAG_PREFIX, configure, unreachable
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+
+# The steps of a promotion, as reported to ``on_step`` (a no-op unless a caller wants them).
+FOUND_RUN = "found run"  # pipeline: the commit's training run is known
+REGISTERED = "registered"  # a version exists, not yet a candidate for champion
+CANDIDATE = "candidate"  # its files are checked and it is tagged promoted
+CONVERGING = "converging"  # `previous` is written, `champion` not yet
+OnStep = Callable[[str], None]
+
+
+def _no_step(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Promotion:
+    name: str
+    version: str
+    previous: str | None
+    run_id: str
+    created: bool
+    champion: str | None = None
+
+
+@dataclass(frozen=True)
+class Rollback:
+    name: str
+    before: str
+    after: str
+
+
+def _client(uri: str) -> Any:
+    configure(uri)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def find_run(uri: str, experiment: str, git_sha: str) -> Any | None:
+    """The newest finished MLflow run that trained this commit, or None."""
+    client = _client(uri)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        runs = client.search_runs(
+            [exp.experiment_id],
+            f"tags.`{TAG_PREFIX}git_sha` = '{git_sha}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    except Exception as exc:
+        raise unreachable(uri, exc) from None
+    return runs[0] if runs else None
+
+
+def find_run_by_key(uri: str, experiment: str, key: str) -> Any | None:
+    """The newest finished, trusted run of a training with these inputs (its ``dvc.lock``
+    key), whatever commit it ran on; None when no job shared one with this store."""
+    client = _client(uri)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        runs = client.search_runs(
+            [exp.experiment_id],
+            f"tags.`{TAG_PREFIX}training_key` = '{key}' and tags.`{TAG_PREFIX}trusted` = 'true'"
+            " and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    except Exception as exc:
+        raise unreachable(uri, exc) from None
+    return runs[0] if runs else None
+
+
+def get_run(uri: str, run_id: str) -> Any | None:
+    """The run, or None when it is not in this store (it was tracked by another job's)."""
+    from mlci.registry.tracking import missing
+
+    client = _client(uri)
+    try:
+        return client.get_run(run_id)
+    except Exception as exc:
+        if missing(exc):
+            return None
+        raise unreachable(uri, exc) from None
+
+
+def has_model(uri: str, run: Any) -> bool:
+    """Whether the run holds a model at ``model`` (an MLflow 3 logged model or artifacts)."""
+    import mlflow
+
+    _client(uri)
+    try:
+        found = mlflow.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run.info.run_id}' AND name = 'model'",
+            output_format="list",
+        )
+        if found:
+            return True
+        files = mlflow.artifacts.list_artifacts(run_id=run.info.run_id, artifact_path="model")
+    except Exception as exc:
+        raise unreachable(uri, exc) from None
+    return any(PurePosixPath(f.path).name == "MLmodel" for f in files)
+
+
+def alias_version(uri: str, name: str, alias: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    client = _client(uri)
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise unreachable(uri, exc) from None
+    except Exception as exc:
+        raise unreachable(uri, exc) from None
+
+
+def run_metrics(uri: str, run_id: str) -> dict[str, float]:
+    client = _client(uri)
+    try:
+        return dict(client.get_run(run_id).data.metrics)
+    except Exception as exc:
+        raise unreachable(uri, exc) from None
+
+
+def _tag(version: Any, key: str) -> str | None:
+    value = (version.tags or {}).get(f"{TAG_PREFIX}{key}")
+    return None if value is None else str(value)
+
+
+def _order(version: Any) -> tuple[int, int]:
+    return int(_tag(version, "commit_time") or 0), int(version.version)
+
+
+def _versions(client: Any, name: str) -> list[Any]:
+    return list(client.search_model_versions(f"name = '{name}'"))
+
+
+def candidates(client: Any, name: str) -> list[Any]:
+    """Registered versions that passed their gates and were not rolled back, oldest first."""
+    found = [
+        v
+        for v in _versions(client, name)
+        if _tag(v, "promoted") == "true"
+        and _tag(v, "rolled_back") != "true"
+        and str(getattr(v, "status", None) or "READY") == "READY"
+    ]
+    return sorted(found, key=_order)
+
+
+def _alias(client: Any, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") in (
+            "RESOURCE_DOES_NOT_EXIST",
+            "INVALID_PARAMETER_VALUE",
+            "NOT_FOUND",
+        ):
+            return None
+        raise
+
+
+_RACE_CODES = ("BAD_REQUEST", "RESOURCE_ALREADY_EXISTS", "INVALID_STATE", "RESOURCE_DOES_NOT_EXIST")
+
+
+def converge(
+    client: Any, name: str, attempts: int = 30, on_step: OnStep = _no_step
+) -> tuple[str | None, str | None]:
+    """Point ``champion`` at the newest candidate and ``previous`` at the one before it.
+
+    Every promotion and rollback ends here. Each writer re-reads after it writes and stops
+    only when what it reads is consistent, so however promotions interleave, the last write
+    is followed by a read that confirms it: exactly one champion, the newest commit that
+    passed, with ``previous`` the one before. ``previous`` is written first: a writer that
+    stops in between leaves ``champion`` untouched, and ``previous`` (at worst) on it too.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for _ in range(attempts):
+        ordered = candidates(client, name)
+        want_c = str(ordered[-1].version) if ordered else None
+        want_p = str(ordered[-2].version) if len(ordered) > 1 else None
+        have_c, have_p = _alias(client, name, CHAMPION), _alias(client, name, PREVIOUS)
+        if (have_c, have_p) == (want_c, want_p):
+            return want_c, want_p
+        try:
+            if have_p != want_p:
+                if want_p is None:
+                    client.delete_registered_model_alias(name, PREVIOUS)
+                else:
+                    client.set_registered_model_alias(name, PREVIOUS, want_p)
+            on_step(CONVERGING)
+            if want_c is not None and have_c != want_c:
+                client.set_registered_model_alias(name, CHAMPION, want_c)
+        except MlflowException as exc:
+            # Another promotion wrote the same alias at the same moment (the server's upsert
+            # is not atomic): read again and converge from there.
+            if getattr(exc, "error_code", "") not in _RACE_CODES:
+                raise
+            time.sleep(random.uniform(0.05, 0.3))
+    raise MlflowError(
+        f"the aliases of '{name}' kept changing under concurrent promotions",
+        fix="re-run the promotion; it is idempotent",
+    )
+
+
+def _mine(client: Any, name: str, git_sha: str) -> list[Any]:
+    """This commit's versions, lowest first."""
+    found = [v for v in _versions(client, name) if _tag(v, "git_sha") == git_sha]
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def _check_files(client: Any, name: str, version: Any) -> None:
+    """Refuse a version whose registration did not finish or whose model files are missing."""
+    import mlflow
+
+    status = str(getattr(version, "status", None) or "READY")
+    if status != "READY":
+        raise MlflowError(
+            f"version {version.version} of '{name}' is {status}, not READY: its registration "
+            "did not finish",
+            fix="re-run `mlci promote`; if it stays so, delete that version in MLflow",
+        )
+    uri = client.get_model_version_download_uri(name, version.version)
+    files = mlflow.artifacts.list_artifacts(artifact_uri=uri)
+    if not any(PurePosixPath(f.path).name == "MLmodel" for f in files):
+        raise MlflowError(
+            f"version {version.version} of '{name}' has no model files (no MLmodel at {uri})",
+            fix="check the training run logged its model (`mlci train` does), "
+            "then delete that version and re-run `mlci promote`",
+        )
+
+
+def _register(
+    client: Any,
+    name: str,
+    run_id: str,
+    git_sha: str,
+    tags: Mapping[str, Any],
+    on_step: OnStep = _no_step,
+) -> tuple[str, bool]:
+    """The version for this commit, registered now or before, made a candidate for champion.
+
+    A version found from an earlier, interrupted promotion is finished here: checked and
+    tagged, so a re-run converges as if nothing had happened.
+    """
+    import mlflow
+
+    mine = _mine(client, name, git_sha)
+    created = False
+    if not mine:
+        all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items() if v is not None}
+        all_tags[f"{TAG_PREFIX}git_sha"] = git_sha
+        mv = mlflow.register_model(f"runs:/{run_id}/model", name, tags=all_tags)
+        on_step(REGISTERED)
+        mine = _mine(client, name, git_sha) or [mv]
+        # Two promotions of the same commit at once: the lowest version wins, the other goes.
+        created = str(mine[0].version) == str(mv.version)
+        if not created:
+            client.delete_model_version(name, str(mv.version))
+    chosen = mine[0]
+    # Only now, with its registration finished and its files there, may it become a
+    # candidate for champion. A version that already is one (or was rolled back) stays so.
+    if _tag(chosen, "promoted") != "true":
+        _check_files(client, name, chosen)
+        client.set_model_version_tag(name, str(chosen.version), f"{TAG_PREFIX}promoted", "true")
+    on_step(CANDIDATE)
+    return str(chosen.version), created
+
+
+def promote(
+    uri: str,
+    name: str,
+    run_id: str,
+    git_sha: str,
+    tags: Mapping[str, Any],
+    on_step: OnStep | None = None,
+) -> Promotion:
+    """Register ``run_id``'s model (once per commit) and converge the aliases.
+
+    ``on_step`` hears each step as it completes (``REGISTERED``, ``CANDIDATE``,
+    ``CONVERGING``); the error of a promotion that stopped names the last one.
+    """
+    from mlflow.exceptions import MlflowException
+
+    done: list[str] = []
+
+    def step(what: str) -> None:
+        done.append(what)
+        if on_step is not None:
+            on_step(what)
+
+    client = _client(uri)
+    try:
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+        version, created = _register(client, name, run_id, git_sha, tags, step)
+        champion, previous = converge(client, name, on_step=step)
+    except MlflowError:
+        raise
+    except Exception as exc:
+        raise _stopped(uri, name, done, exc) from None
+    return Promotion(name, version, previous, run_id, created, champion)
+
+
+def _stopped(uri: str, name: str, done: list[str], exc: Exception) -> MlflowError:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    where = f"after step '{done[-1]}'" if done else "before registering"
+    return MlflowError(
+        f"MLflow at {uri} failed while promoting '{name}' ({where}): {text[:300]}. "
+        f"'{CHAMPION}' is unchanged or fully moved, never on a version without its files",
+        fix="re-run `mlci promote` once the server is up: it resumes where it stopped",
+    )
+
+
+def rollback(
+    uri: str, name: str, reason: str, to: str | None = None, actor: str | None = None
+) -> Rollback:
+    """Move ``champion`` back (to ``previous`` unless ``to``), recording who, when and why.
+
+    Every candidate newer than the target is marked rolled back, so a later promotion's
+    convergence does not bring it back.
+    """
+    client = _client(uri)
+    try:
+        current = _alias(client, name, CHAMPION)
+        if current is None:
+            raise ConfigError(
+                f"model '{name}' has no champion to roll back",
+                fix="promote a model first (`mlci promote`)",
+            )
+        target = to or _alias(client, name, PREVIOUS)
+        if target is None:
+            raise ConfigError(
+                f"model '{name}' has no previous version to roll back to",
+                fix="pass --to VERSION to pick one",
+            )
+        versions = {str(v.version): v for v in _versions(client, name)}
+        if target not in versions:
+            raise ConfigError(
+                f"model '{name}' has no version {target}",
+                fix="list versions in the MLflow UI or pass another --to",
+            )
+        who = actor or os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        chosen = versions[target]
+        for v in candidates(client, name):
+            if _order(v) > _order(chosen):
+                client.set_model_version_tag(name, v.version, f"{TAG_PREFIX}rolled_back", "true")
+        client.set_model_version_tag(name, target, f"{TAG_PREFIX}promoted", "true")
+        client.set_model_version_tag(name, target, f"{TAG_PREFIX}rolled_back", "false")
+        for key, value in (
+            ("by", who),
+            ("at", when),
+            ("reason", reason),
+            ("from_version", current),
+        ):
+            client.set_model_version_tag(name, target, f"{TAG_PREFIX}rollback.{key}", value)
+        client.set_registered_model_tag(
+            name, f"{TAG_PREFIX}last_rollback", f"{current}->{target} by {who} at {when}: {reason}"
+        )
+        champion, _ = converge(client, name)
+    except MlciError:
+        raise
+    except Exception as exc:
+        raise unreachable(uri, exc) from None
+    return Rollback(name, current, champion or target)
+
+
+def lineage(uri: str, name: str, alias: str = CHAMPION) -> dict[str, Any]:
+    """What a version came from: commit, PR, data versions, training run."""
+    mv = alias_version(uri, name, alias)
+    if mv is None:
+        raise ConfigError(f"model '{name}' has no alias '{alias}'", fix="promote a model first")
+    tags = {k.removeprefix(TAG_PREFIX): v for k, v in (mv.tags or {}).items()}
+    return {
+        "name": name,
+        "alias": alias,
+        "version": str(mv.version),
+        "run_id": mv.run_id,
+        "source": mv.source,
+        **tags,
+    }

@@ -1,0 +1,1 @@
+"""Typed settings, read once: params.yaml's `mlci:` section, gates, trust keys."""

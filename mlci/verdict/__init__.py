@@ -1,0 +1,1 @@
+"""Judging: metrics, which direction is better, and the one outcome type."""
