@@ -48,7 +48,8 @@ frame(2, True).to_parquet(f"{out}/snapshot.parquet")
 MLCI = r"""
 import json, resource, sys, time
 import pandas as pd
-from mlci.checks.drift import Thresholds, compare_frames
+from mlci.checks.drift import compare_frames
+from mlci.settings.datachecks import Thresholds
 ref = pd.read_parquet(sys.argv[1] + "/reference.parquet")
 cur = pd.read_parquet(sys.argv[1] + "/snapshot.parquet")
 t0 = time.perf_counter()

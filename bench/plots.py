@@ -21,7 +21,8 @@ from common import PY, machine_facts, table, time_cmd, time_fn
 
 from mlci.plots import png as plot_png
 from mlci.plots import render as plot_render
-from mlci.plots.collect import PlotSettings, collect
+from mlci.plots.collect import collect
+from mlci.settings.plots import PlotSettings
 
 DVC = str(Path(PY).parent / "dvc")
 

@@ -18,8 +18,9 @@ from mlci.errors import ConfigError
 from mlci.github.client import GitHubClient
 from mlci.plots import png as plot_png
 from mlci.plots import render as plot_render
-from mlci.plots.collect import Plot, PlotSet, PlotSettings
+from mlci.plots.collect import Plot, PlotSet
 from mlci.report import artifact, image_decode, images, images_branch
+from mlci.settings.plots import PlotSettings
 
 from github_server import FakeGitHub
 

@@ -12,8 +12,9 @@ import pytest
 from mlci.plots import child as plot_child
 from mlci.plots import png as plot_png
 from mlci.plots import render as plot_render
-from mlci.plots.collect import Plot, PlotSet, PlotSettings
+from mlci.plots.collect import Plot, PlotSet
 from mlci.report import images
+from mlci.settings.plots import PlotSettings
 
 from conftest import Workspace, git
 from github_server import FakeGitHub

@@ -24,8 +24,9 @@ from mlci.errors import ConfigError
 from mlci.github.client import ContentsRefused, GitHubClient
 from mlci.plots import png as plot_png
 from mlci.plots import render as plot_render
-from mlci.plots.collect import PlotSettings, collect
+from mlci.plots.collect import collect
 from mlci.report import images as img_mod
+from mlci.settings.plots import PlotSettings
 
 from conftest import git
 from github_server import FakeGitHub

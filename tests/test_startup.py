@@ -9,7 +9,7 @@ HEAVY = ("dvc", "mlflow", "torch", "pandera", "sklearn", "pandas", "requests")
 
 
 def test_cli_import_pulls_in_no_heavy_library() -> None:
-    code = f"import sys, mlci.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import sys, mlci.cli.main; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -18,7 +18,7 @@ def test_cli_import_pulls_in_no_heavy_library() -> None:
 
 def test_help_runs_and_lists_every_stage_command() -> None:
     code = (
-        "import sys\nfrom mlci.cli import main\nsys.argv=['mlci','--help']\n"
+        "import sys\nfrom mlci.cli.main import main\nsys.argv=['mlci','--help']\n"
         "try:\n main()\nexcept SystemExit as e:\n assert e.code == 0, e.code\n"
         f"print('HEAVY=' + '|'.join(m for m in {HEAVY!r} if m in sys.modules))"
     )

@@ -1,1 +1,1 @@
-"""The PR check, in stage order: guard, pull, validate, reproduce, compare, plots, report, publish."""
+"""The PR check, in stage order: guard, pull, validate, reproduce, compare, plots, report."""

@@ -35,6 +35,7 @@ from mlci.report import render as report
 from mlci.settings.config import Settings
 from mlci.training import recorder
 from mlci.training import reuse as trainings
+from mlci.training.facts import run_facts
 from mlci.verdict import metrics, outcome
 from mlci.verdict.outcome import Outcome, Verdict
 
@@ -75,14 +76,6 @@ def _timed(state: CheckState, name: str, on_stage: OnStage) -> Iterator[None]:
         yield
     finally:
         state.timings[name] = time.monotonic() - start
-
-
-def run_facts(root: Path, settings: Settings) -> dict[str, Any]:
-    """Training facts the pipeline wrote (mlci's trainer or helpers), when present."""
-    from mlci.training.facts import load
-
-    facts = load(root, settings)
-    return facts.to_dict() if facts is not None else {}
 
 
 def verdict_of(state: CheckState) -> Verdict:

@@ -9,55 +9,15 @@ exactly zero on every measure. Pure: frames in, a report out.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from mlci.settings.datachecks import Thresholds
 
 if TYPE_CHECKING:
     import numpy as np
 
 EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    psi: float = 0.2
-    ks: float = 0.1
-    ks_pvalue: float = 0.01
-    tvd: float = 0.1
-    fail: bool = False
-    exclude: tuple[str, ...] = ()
-
-    @classmethod
-    def from_mapping(cls, raw: Any, where: str = "mlci.drift") -> Thresholds:
-        """Typed when the settings load: unknown keys, non-numbers and non-booleans are exit 2
-        (`fail: "false"` is false, not a truthy string)."""
-        import dataclasses
-
-        from mlci.errors import ConfigError
-        from mlci.settings.gates import as_bool, as_float, reject_unknown
-
-        if raw is None:
-            return cls()
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"{where}: expected a mapping", fix="write e.g. `drift: {psi: 0.2}`")
-        reject_unknown(raw, [f.name for f in dataclasses.fields(cls)], where)
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key == "fail":
-                values[key] = as_bool(value, f"{where}.fail")
-            elif key == "exclude":
-                if isinstance(value, str) or not isinstance(value, list | tuple | None):
-                    raise ConfigError(
-                        f"{where}.exclude: expected a list of column names",
-                        fix="write e.g. `exclude: [id]`",
-                    )
-                values[key] = tuple(str(v) for v in (value or []))
-            else:
-                values[key] = as_float(value, f"{where}.{key}")
-                if values[key] < 0:
-                    raise ConfigError(f"{where}.{key} is negative", fix="use a value >= 0")
-        return cls(**values)
 
 
 @dataclass(frozen=True)

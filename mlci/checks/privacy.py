@@ -20,34 +20,6 @@ PATTERNS = {
 
 
 @dataclass(frozen=True)
-class PiiSettings:
-    """``mlci.pii``: ``block`` (exit 3 when personal data is found) and ``allow`` (columns that
-    are not scanned)."""
-
-    block: bool = False
-    allow: tuple[str, ...] = ()
-
-    @classmethod
-    def from_mapping(cls, raw: Any, where: str = "mlci.pii") -> PiiSettings:
-        from collections.abc import Mapping
-
-        from mlci.errors import ConfigError
-        from mlci.settings.gates import as_bool, reject_unknown
-
-        if raw is None:
-            return cls()
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"{where}: expected a mapping", fix="write e.g. `pii: {block: true}`")
-        reject_unknown(raw, ["block", "allow"], where)
-        allow = raw.get("allow") or []
-        if isinstance(allow, str) or not isinstance(allow, list | tuple):
-            raise ConfigError(
-                f"{where}.allow: expected a list of column names", fix="write e.g. `allow: [email]`"
-            )
-        return cls(as_bool(raw.get("block", False), f"{where}.block"), tuple(str(c) for c in allow))
-
-
-@dataclass(frozen=True)
 class Finding:
     path: str
     column: str

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from mlci import console
-from mlci.cli.main import _context, _repo_root, _settings, _show_publication, cli, params_option
+from mlci.cli.common import context, params_option, repo_root, settings_for, show_publication
 
 
-@cli.command()
+@click.command()
 @params_option
 @click.option("--force", is_flag=True, help="Promote even when not on the promotion branch.")
 @click.option(
@@ -21,9 +21,9 @@ def promote(params_file: str | None, force: bool, auto: bool) -> None:
     """Register this commit's model and make it the `champion` (after a merge)."""
     from mlci.promotion import promote as promotion
 
-    root = _repo_root()
-    settings = _settings(root, params_file=params_file)
-    ctx = _context()
+    root = repo_root()
+    settings = settings_for(root, params_file=params_file)
+    ctx = context()
     if auto and not force:
         refusal = promotion.off_promote_branch(root, settings, ctx)
         if refusal is not None:
@@ -32,7 +32,7 @@ def promote(params_file: str | None, force: bool, auto: bool) -> None:
     result = promotion.promote(root, settings, ctx, force=force, on_stage=lambda s: console.step(s))
     console.out(result.markdown)
     p = result.promotion
-    _show_publication(result.published, "promotion note", show_error=p is None)
+    show_publication(result.published, "promotion note", show_error=p is None)
     if p is not None:
         verb = "registered" if p.created else "already registered as"
         console.success(
@@ -44,7 +44,7 @@ def promote(params_file: str | None, force: bool, auto: bool) -> None:
     promotion.raise_for_promotion(result)
 
 
-@cli.command()
+@click.command()
 @params_option
 @click.option("--to", "to", metavar="VERSION", help="Version to restore (default: previous).")
 @click.option("--reason", required=True, help="Why; recorded on the model version.")
@@ -52,25 +52,25 @@ def rollback(params_file: str | None, to: str | None, reason: str) -> None:
     """Move the `champion` alias back and record who and why."""
     from mlci.registry import models as registry
 
-    root = _repo_root()
-    settings = _settings(root, params_file=params_file)
+    root = repo_root()
+    settings = settings_for(root, params_file=params_file)
     r = registry.rollback(settings.tracking_uri, settings.model_name, reason, to)
     console.success(f"{r.name}: champion v{r.before} -> v{r.after}")
 
 
-@cli.command()
+@click.command()
 @params_option
 def lineage(params_file: str | None) -> None:
     """Show where the champion came from: commit, PR, data, training run."""
     from mlci.registry import models as registry
 
-    root = _repo_root()
-    settings = _settings(root, params_file=params_file)
+    root = repo_root()
+    settings = settings_for(root, params_file=params_file)
     for key, value in registry.lineage(settings.tracking_uri, settings.model_name).items():
         console.out(f"{key}: {value}")
 
 
-@cli.command()
+@click.command()
 @params_option
 @click.option(
     "--snapshot", metavar="PATH", help="Data snapshot to check (default: monitor.snapshot)."
@@ -88,11 +88,11 @@ def monitor(params_file: str | None, snapshot: str | None, on_breach: str | None
     """
     from mlci.monitor import run as mon
 
-    root = _repo_root()
-    settings = _settings(root, params_file=params_file)
+    root = repo_root()
+    settings = settings_for(root, params_file=params_file)
     ms = settings.monitor.override(snapshot=snapshot, on_breach=on_breach)
     with console.group("mlci monitor"):
-        result = mon.run(root, settings, ms, _context(), on_stage=lambda s: console.step(s))
+        result = mon.run(root, settings, ms, context(), on_stage=lambda s: console.step(s))
     console.out((result.report_path or root).read_text(encoding="utf-8"))
     for where, url in (("issue", result.issue_url), ("retraining PR", result.pr_url)):
         if url:
@@ -101,3 +101,6 @@ def monitor(params_file: str | None, snapshot: str | None, on_breach: str | None
         console.error(f"could not update GitHub: {result.publish_error.one_line()}")
     console.info(f"{result.status.icon} status: {result.status.value}: {result.summary}")
     mon.raise_for(result)
+
+
+COMMANDS = (promote, rollback, lineage, monitor)

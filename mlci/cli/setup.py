@@ -7,10 +7,9 @@ from pathlib import Path
 import click
 
 from mlci import console
-from mlci.cli.main import cli
 
 
-@cli.command()
+@click.command()
 def doctor() -> None:
     """Print what mlci sees: versions, git, DVC remote, MLflow, GPU, GitHub context."""
     from mlci.doctor import diagnose
@@ -19,7 +18,7 @@ def doctor() -> None:
         console.out(f"{name:<18} {value}")
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--dir",
     "directory",
@@ -37,7 +36,7 @@ def demo(directory: str | None, regress: bool) -> None:
         raise click.exceptions.Exit(code)
 
 
-@cli.command("init")
+@click.command("init")
 @click.option(
     "--action",
     metavar="OWNER/REPO@SHA",
@@ -81,3 +80,6 @@ def init_cmd(action: str | None, force: bool) -> None:
         console.warn(note)
     paths = " ".join(os.path.relpath(w, Path.cwd()) for w in result.written)
     console.success(f"next: review them, then `git add {paths} && git commit -m 'Adopt mlci'`")
+
+
+COMMANDS = (doctor, demo, init_cmd)

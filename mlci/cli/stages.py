@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from mlci import console
-from mlci.cli.main import _context, _repo_root, _settings, cli, params_option
+from mlci.cli.common import context, params_option, repo_root, settings_for
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--remote", "remote_name", metavar="NAME", help="DVC remote (default: the repo's default)."
 )
@@ -19,8 +19,8 @@ def pull(remote_name: str | None) -> None:
     """Pull the pipeline's data from the DVC remote."""
     from mlci.project import remote
 
-    root = _repo_root()
-    settings = _settings(root, dvc_remote=remote_name)
+    root = repo_root()
+    settings = settings_for(root, dvc_remote=remote_name)
     with console.group(f"dvc pull ({settings.dvc_remote or 'default remote'})"):
         result = remote.pull(root, settings.dvc_remote)
     console.info(f"pulled {result.files} files from '{result.remote}' ({result.url})")
@@ -33,7 +33,7 @@ def pull(remote_name: str | None) -> None:
         )
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--out",
     "out",
@@ -48,7 +48,7 @@ def validate(out: str | None, params_file: str | None) -> None:
     from mlci.errors import DataInvalid
 
     root = Path.cwd()
-    settings = _settings(root, params_file=params_file)
+    settings = settings_for(root, params_file=params_file)
     if not settings.validate:
         console.warn("no data validation configured: add `mlci.validate: {data.csv: schema.yaml}`")
     result = validation.validate(root, settings.validate, settings.sensitive_columns)
@@ -71,7 +71,7 @@ def validate(out: str | None, params_file: str | None) -> None:
         )
 
 
-@cli.command()
+@click.command()
 @params_option
 def train(params_file: str | None) -> None:
     """Train the model configured under `train:` in params.yaml."""
@@ -79,8 +79,8 @@ def train(params_file: str | None) -> None:
     from mlci.training.run import train as do_train
 
     root = Path.cwd()
-    settings = _settings(root, params_file=params_file)
-    guard(settings, _context())
+    settings = settings_for(root, params_file=params_file)
+    guard(settings, context())
     facts = do_train(root, settings)
     if facts.get("rank", 0) != 0:
         console.info(
@@ -100,13 +100,16 @@ def train(params_file: str | None) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @params_option
 def evaluate(params_file: str | None) -> None:
     """Evaluate the trained model; write metrics and plots for DVC."""
     from mlci.training.run import evaluate as do_evaluate
 
     root = Path.cwd()
-    result = do_evaluate(root, _settings(root, params_file=params_file))
+    result = do_evaluate(root, settings_for(root, params_file=params_file))
     shown = {k: v for k, v in result.items() if isinstance(v, float)}
     console.info("  ".join(f"{k}={v:.4f}" for k, v in shown.items()))
+
+
+COMMANDS = (pull, validate, train, evaluate)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlci.checks.drift import FileDrift, Thresholds, compare_frames
+from mlci.checks.drift import FileDrift, compare_frames
 from mlci.ci import CIContext
 from mlci.errors import (
     EXIT_DRIFT,
@@ -32,6 +32,7 @@ from mlci.errors import (
     ModelDegraded,
 )
 from mlci.settings.config import Settings
+from mlci.settings.datachecks import Thresholds
 from mlci.settings.monitor import MonitorSettings
 from mlci.verdict import metrics
 

@@ -23,8 +23,9 @@ from typing import Any
 
 from mlci.plots import child as plot_child
 from mlci.plots.child import Job
-from mlci.plots.collect import Plot, PlotSet, PlotSettings
+from mlci.plots.collect import Plot, PlotSet
 from mlci.report.images import MAX_IMAGE_BYTES, PlotImage, budget, image_key, problem, sniff
+from mlci.settings.plots import PlotSettings
 
 MAX_IMAGE_ROWS = 50_000  # datapoints a PNG is rendered from
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")

@@ -17,8 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from mlci.markdown import code, inert
-from mlci.plots.collect import Plot, PlotSet, PlotSettings, Series
+from mlci.plots.collect import Plot, PlotSet, Series
 from mlci.report.images import Links, PlotImage, placeholder
+from mlci.settings.plots import PlotSettings
 
 # Readable on GitHub's light (#ffffff) and dark (#0d1117) backgrounds: contrast >= 3:1 on both.
 BASE_COLOUR = "#6e7781"  # grey

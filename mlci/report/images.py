@@ -34,7 +34,7 @@ from mlci.report.image_decode import JPEG_MAGIC, PNG_MAGIC, decode
 
 if TYPE_CHECKING:
     from mlci.github.client import GitHubClient
-    from mlci.plots.collect import PlotSettings
+    from mlci.settings.plots import PlotSettings
 
 MANIFEST = "manifest.json"
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # one image

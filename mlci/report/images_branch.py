@@ -20,7 +20,7 @@ from mlci.errors import ConfigError, GitHubError
 
 if TYPE_CHECKING:
     from mlci.github.client import GitHubClient
-    from mlci.plots.collect import PlotSettings
+    from mlci.settings.plots import PlotSettings
 
 ROOT_DIR = "mlci-plots"  # the branch's one top-level directory: also how we know it is ours
 MAX_BRANCH_BYTES = 100 * 1024 * 1024  # the tree of the images branch, every kept run together

@@ -15,12 +15,11 @@ from typing import Any
 
 import yaml
 
-from mlci.checks.drift import Thresholds
-from mlci.checks.privacy import PiiSettings
 from mlci.errors import ConfigError
-from mlci.plots.collect import PlotSettings
+from mlci.settings.datachecks import PiiSettings, Thresholds
 from mlci.settings.gates import Gate, as_bool, parse_gate, suggest
 from mlci.settings.monitor import MonitorSettings
+from mlci.settings.plots import PlotSettings
 
 
 @dataclass(frozen=True)

@@ -134,3 +134,9 @@ def load(root: Path, settings: Settings) -> TrainingFacts | None:
     except (OSError, ValueError, RecursionError):
         return None
     return TrainingFacts.from_dict(raw) if isinstance(raw, dict) else None
+
+
+def run_facts(root: Path, settings: Settings) -> dict[str, Any]:
+    """Training facts the pipeline wrote (mlci's trainer or helpers), when present."""
+    facts = load(root, settings)
+    return facts.to_dict() if facts is not None else {}

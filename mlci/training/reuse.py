@@ -1,8 +1,9 @@
 """Train once per change: record who trained which inputs, and find that training again.
 
-A training is named by its key (:mod:`mlci.project.lineage`: the training stage's ``dvc.lock`` entry,
-as DVC keys its run-cache). After ``dvc repro --pull`` (:func:`mlci.project.data.reproduce_cached`)
-the training stage either ran here or was restored / already up to date. When it ran in a
+A training is named by its key (:mod:`mlci.project.lineage`: the training stage's
+``dvc.lock`` entry, as DVC keys its run-cache). After ``dvc repro --pull``
+(:func:`mlci.project.data.reproduce_cached`) the training stage either ran here or was
+restored / already up to date. When it ran in a
 trusted job (a CI job on the repository's own code: never a fork's), its MLflow run gets the
 key and the lineage, and the outputs, DVC's run-cache and a small record (run, commit, PR) go
 to the DVC remote, so any later job (a re-run, the merge commit, a squash or rebase) restores
@@ -97,7 +98,7 @@ def _tags(lin: lineage.Lineage, ctx: CIContext, sha: str | None, trusted: bool) 
 
 
 def _facts_run(root: Path, settings: Settings) -> str | None:
-    from mlci.check.pipeline import run_facts
+    from mlci.training.facts import run_facts
 
     value = run_facts(root, settings).get("mlflow_run_id")
     return str(value) if value else None

@@ -1,0 +1,96 @@
+"""What every group of commands shares: the ``mlci`` group, its common options, and the
+settings, project root and CI context a command starts from.
+
+Heavy libraries (dvc, mlflow, pandera, sklearn, torch) are imported inside the library calls,
+so ``mlci --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlci import __version__, console
+
+_debug = {"on": os.environ.get("MLCI_DEBUG") == "1"}
+
+
+def debugging() -> bool:
+    """Whether tracebacks are shown (``--debug`` or ``MLCI_DEBUG=1``)."""
+    return _debug["on"]
+
+
+def settings_for(root: Path, **flags: Any) -> Any:
+    from mlci.settings import config
+
+    settings = config.load(root, flags)
+    for note in settings.notes:
+        console.warn(note)
+    return settings
+
+
+def repo_root() -> Path:
+    """The project every command but ``train``/``evaluate`` works on: the nearest directory
+    at or above the working directory holding dvc.yaml or .dvc/ (see ``git.project_root``)."""
+    from mlci import git
+
+    root = git.project_root(Path.cwd())
+    state = root / ".mlci"
+    if state.is_dir() and not (state / ".gitignore").exists():
+        from mlci.project import data
+
+        data.state_dir(root)  # an older run's .mlci/: keep it out of `git status`
+    return root
+
+
+def context() -> Any:
+    from mlci import ci
+
+    console.mask(ci.token())
+    return ci.detect()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlci")
+@click.option("--debug", is_flag=True, help="Show tracebacks (or set MLCI_DEBUG=1).")
+def cli(debug: bool) -> None:
+    """Every pull request proves the model got better, not worse.
+
+    A PR check runs: pull -> validate -> reproduce -> compare -> report -> publish.
+    After a merge, `mlci promote` moves the MLflow alias `champion`.
+    """
+    if debug:
+        _debug["on"] = True
+
+
+base_option = click.option(
+    "--base",
+    metavar="REV",
+    help="Base revision to compare with (default: the PR's base branch), "
+    "or @ALIAS (e.g. @champion) for the registered model that alias points at.",
+)
+params_option = click.option(
+    "--params-file", metavar="FILE", help="Params file holding the `mlci:` section."
+)
+
+
+def show_publication(pub: Any, what: str, *, show_error: bool = True) -> None:
+    """Where a report (or note) went. A posting error is shown here only when the exit will
+    be another error's (``show_error``); otherwise the exit funnel shows it once."""
+    console.info(f"{what} written to {pub.report_path}")
+    if pub.comment_url:
+        # a report is a PR comment; a promotion note may sit on a commit instead
+        console.info(f"{'PR comment' if what == 'report' else what}: {pub.comment_url}")
+    elif pub.skipped:
+        console.info(pub.skipped)
+    if show_error and pub.error is not None:
+        console.error(f"could not post the {what}: {pub.error.one_line()}")
+
+
+def show_published(pub: Any) -> None:
+    show_publication(pub, "report", show_error=False)
+    if pub.error is not None:
+        raise pub.error
