@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlci import __version__, ci, git
 from mlci.errors import MlciError
+from mlci.project import repository
 
 
 def _version(pkg: str) -> str:
@@ -37,11 +38,11 @@ def _git(root: Path) -> list[tuple[str, str]]:
 
 
 def _dvc(root: Path) -> list[tuple[str, str]]:
-    from mlci.project import data, remote
+    from mlci.project import remote
 
     rows = [("dvc.yaml", "found" if (root / "dvc.yaml").exists() else "missing")]
     try:
-        repo = data.open_repo(root)
+        repo = repository.open_repo(root)
     except MlciError as exc:
         return [*rows, ("dvc", exc.message)]
     try:

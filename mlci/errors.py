@@ -165,7 +165,7 @@ class ChildError(MlciError):
         self.title = title
 
 
-# ``data.reproduce`` names a file here for each stage it runs; an mlci stage command that
+# ``repro.reproduce`` names a file here for each stage it runs; an mlci stage command that
 # fails with an MlciError writes it, so ``mlci run`` exits with that error, not "stage failed".
 STAGE_ERROR_ENV = "MLCI_STAGE_ERROR_FILE"
 
@@ -225,3 +225,16 @@ class ModelDegraded(MlciError):
 
     exit_code = EXIT_GATE_FAILED
     title = "model degraded"
+
+
+def first_line(exc: BaseException | str, limit: int = 300) -> str:
+    """The first non-empty line of an error's message, at most ``limit`` characters; the
+    error's type name when it has no message (never raises, whatever the message is)."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return type(exc).__name__ if isinstance(exc, BaseException) else "no message"

@@ -110,7 +110,7 @@ def test_a_forks_artifact_commits_at_most_the_run_bound_one_image_at_a_time(
         events.append(f"read {name}")
         return real_read(directory, name, limit)
 
-    monkeypatch.setattr(artifact, "_read_artifact_file", read)
+    monkeypatch.setattr(artifact, "read_artifact_file", read)
     client = _client(github)
     real_blob = client.create_blob
 

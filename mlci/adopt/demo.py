@@ -19,7 +19,7 @@ import yaml
 from mlci import console
 from mlci.errors import ConfigError, StageError
 from mlci.example import copy_files
-from mlci.project import data
+from mlci.project import repro
 from mlci.training.worker import python_command
 
 GIT_ENV = {
@@ -70,7 +70,7 @@ def build_project(project: Path, remote: Path) -> None:
         encoding="utf-8",
     )
     with console.group("baseline on main: dvc repro"):
-        data.reproduce(project)
+        repro.reproduce(project)
     repo = Repo(str(project))
     try:
         repo.push()

@@ -135,11 +135,11 @@ def init(root: Path, top: Path, *, action: str | None = None, force: bool = Fals
 
 def _metric_names(root: Path, project: Project) -> tuple[list[str], tuple[str, ...]]:
     """Numeric metric names found in the work tree, and the declared files that are not there."""
-    from mlci.verdict.metrics import _is_number, load_files, read_worktree
+    from mlci.verdict.metrics import is_number, load_files, read_worktree
 
     found = load_files(project.metrics, read_worktree(root)) or {}
     missing = tuple(m for m in project.metrics if not (root / m).is_file())
-    return [n for n, v in found.items() if _is_number(v)], missing
+    return [n for n, v in found.items() if is_number(v)], missing
 
 
 def _schema_paths(data: tuple[str, ...]) -> dict[str, str]:

@@ -29,7 +29,7 @@ from mlci.errors import (
     RepoError,
 )
 from mlci.markdown import inert
-from mlci.project import data, remote
+from mlci.project import data, remote, repository, repro
 from mlci.report import publish
 from mlci.report import render as report
 from mlci.settings.config import Settings
@@ -154,7 +154,7 @@ def pr_check(
             mlflow_open.enter_context(
                 recorder.serving(settings.tracking_uri, settings.experiment, root)
             )
-        repo = data.open_repo(root) if pull or reproduce else None
+        repo = repository.open_repo(root) if pull or reproduce else None
         if pull:
             with _timed(state, "pull", on_stage):
                 try:
@@ -164,7 +164,7 @@ def pr_check(
         against = baseline.resolve(root, settings, baseline.requested(settings, ctx, base))
         if reproduce and degrade.rebuild_before_validating(state.pulled, settings.validate):
             with _timed(state, "reproduce", on_stage):
-                data.reproduce(root, repo=repo)  # the remote lacked validated data: rebuild it
+                repro.reproduce(root, repo=repo)  # the remote lacked validated data: rebuild it
             reproduce = False
         with _timed(state, "validate", on_stage):
             state.validation, state.drift, state.pii = datachecks.check_data(
@@ -173,10 +173,10 @@ def pr_check(
         if state.error is None and verdict_of(state).outcome is not Outcome.DATA_INVALID:
             if reproduce:
                 with _timed(state, "reproduce", on_stage):
-                    repro = data.reproduce_cached(root, repo=repo)
+                    reproduced = repro.reproduce_cached(root, repo=repo)
                     # lineage from the dvc.lock this run produced; train once per change
                     recorded = trainings.record(
-                        root, settings, ctx, repro, sha=_head_sha(root, ctx), repo=repo
+                        root, settings, ctx, reproduced, sha=_head_sha(root, ctx), repo=repo
                     ).facts()
             mlflow_open.close()
             with _timed(state, "compare", on_stage):

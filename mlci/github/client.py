@@ -18,9 +18,9 @@ from mlci.errors import GitHubError
 from mlci.github.git_data import ContentsRefused, GitData
 from mlci.github.http import (
     CommentResult,
-    _json,
-    _newest_own,
-    _Why,
+    Why,
+    json_body,
+    newest_own,
 )
 from mlci.github.issues import IssueResult, IssuesAndPulls, PullResult
 from mlci.github.runner import write_outputs, write_step_summary
@@ -59,7 +59,7 @@ class GitHubClient(IssuesAndPulls, GitData):
 
     def iter_comments(self, pr_number: int) -> Iterator[dict[str, Any]]:
         """Every comment on a PR, oldest first, across all pages (following ``Link: next``)."""
-        why = _Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: read")
+        why = Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: read")
         url = f"/repos/{self.repository}/issues/{pr_number}/comments"
         yield from self._pages(url, why, {"per_page": 100}, "comment")
 
@@ -67,7 +67,7 @@ class GitHubClient(IssuesAndPulls, GitData):
         self, pr_number: int, body: str, marker: str, *, author: str | None = None
     ) -> CommentResult:
         """Update our newest comment carrying ``marker``, or create one; delete nothing."""
-        why = _Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: write")
+        why = Why(f"pull request #{pr_number} in {self.repository}", "pull-requests: write")
         repo = self.repository
         return self._upsert_marked(
             lambda login: self._own_comment(pr_number, marker, login),
@@ -84,12 +84,12 @@ class GitHubClient(IssuesAndPulls, GitData):
     ) -> CommentResult:
         """The same on commit ``sha`` (where there is no PR to comment on): our newest comment
         there carrying ``marker`` is updated, else one is created."""
-        why = _Why(f"commit {sha[:12]} in {self.repository}", "contents: write")
+        why = Why(f"commit {sha[:12]} in {self.repository}", "contents: write")
         listing = f"/repos/{self.repository}/commits/{sha}/comments"
 
         def own(login: str) -> dict[str, Any] | None:
             found = self._pages(listing, why, {"per_page": 100}, "comment")
-            return _newest_own(found, marker, login)
+            return newest_own(found, marker, login)
 
         return self._upsert_marked(
             own,
@@ -108,7 +108,7 @@ class GitHubClient(IssuesAndPulls, GitData):
         update: Callable[[Mapping[str, Any]], str],
         body: str,
         marker: str,
-        why: _Why,
+        why: Why,
         author: str | None,
     ) -> CommentResult:
         """Update the newest comment ``own`` finds for the token's login, else POST one to
@@ -135,12 +135,12 @@ class GitHubClient(IssuesAndPulls, GitData):
             resp = self._request("PATCH", update(newest), why, json=payload)
         else:
             resp = self._request("POST", create, why, json=payload, reconcile=created_already)
-        data = _json(resp)
+        data = json_body(resp)
         return CommentResult(int(data["id"]), str(data["html_url"]), newest is None)
 
     def _own_comment(self, pr_number: int, marker: str, login: str) -> dict[str, Any] | None:
         """The newest comment ``login`` wrote that carries ``marker``, or None."""
-        return _newest_own(self.iter_comments(pr_number), marker, login)
+        return newest_own(self.iter_comments(pr_number), marker, login)
 
     def create_check_run(
         self,
@@ -152,7 +152,7 @@ class GitHubClient(IssuesAndPulls, GitData):
         annotations: Sequence[Annotation] = (),
     ) -> str:
         """A completed check run with annotations in batches of 50; returns its html_url."""
-        why = _Why(f"commit {head_sha[:12]} in {self.repository}", "checks: write")
+        why = Why(f"commit {head_sha[:12]} in {self.repository}", "checks: write")
         if len(summary) > CHECK_TEXT_LIMIT:
             raise GitHubError(
                 f"the check summary is {len(summary):,} characters; GitHub takes at most "
@@ -194,7 +194,7 @@ class GitHubClient(IssuesAndPulls, GitData):
             },
             reconcile=created_already,
         )
-        data = _json(resp)
+        data = json_body(resp)
         path = f"/repos/{self.repository}/check-runs/{data['id']}"
         sent = len(batches[0]) if batches else 0
         for batch in batches[1:]:
@@ -208,17 +208,17 @@ class GitHubClient(IssuesAndPulls, GitData):
             )
         return str(data["html_url"])
 
-    def _check_run_holds(self, path: str, why: _Why, annotations: int) -> requests.Response | None:
+    def _check_run_holds(self, path: str, why: Why, annotations: int) -> requests.Response | None:
         """The check run, if it already holds ``annotations`` annotations (a PATCH adds its
         batch to them: after a lost answer, sending it again would add it twice)."""
         resp = self._request("GET", path, why)
-        run = _json(resp)
+        run = json_body(resp)
         output = (run.get("output") if isinstance(run, dict) else None) or {}
         return resp if int(output.get("annotations_count") or 0) >= annotations else None
 
     def _find_check_run(self, head_sha: str, name: str, external_id: str) -> dict[str, Any] | None:
         """The check run named ``name`` on ``head_sha`` that carries ``external_id``, or None."""
-        why = _Why(f"commit {head_sha[:12]} in {self.repository}", "checks: read")
+        why = Why(f"commit {head_sha[:12]} in {self.repository}", "checks: read")
         url = f"/repos/{self.repository}/commits/{head_sha}/check-runs"
         params = {"check_name": name, "filter": "all", "per_page": 100}
         for run in self._pages(url, why, params, "check run", key="check_runs"):
@@ -235,7 +235,7 @@ class GitHubClient(IssuesAndPulls, GitData):
         target_url: str | None = None,
     ) -> None:
         """A commit status: the fallback where check runs are not permitted."""
-        why = _Why(f"commit {sha[:12]} in {self.repository}", "statuses: write")
+        why = Why(f"commit {sha[:12]} in {self.repository}", "statuses: write")
         if len(description) > STATUS_DESCRIPTION_LIMIT:
             description = description[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
         payload: dict[str, Any] = {"state": state, "description": description, "context": context}
@@ -244,8 +244,8 @@ class GitHubClient(IssuesAndPulls, GitData):
         self._request("POST", f"/repos/{self.repository}/statuses/{sha}", why, json=payload)
 
     def pull_request(self, number: int) -> dict[str, Any]:
-        why = _Why(f"pull request #{number} in {self.repository}", "pull-requests: read")
-        data = _json(self._request("GET", f"/repos/{self.repository}/pulls/{number}", why))
+        why = Why(f"pull request #{number} in {self.repository}", "pull-requests: read")
+        data = json_body(self._request("GET", f"/repos/{self.repository}/pulls/{number}", why))
         if not isinstance(data, dict):
             raise GitHubError(f"GitHub answered pull request #{number} with something else")
         return data
@@ -255,11 +255,11 @@ class GitHubClient(IssuesAndPulls, GitData):
 
         One page of up to 100 is plenty: a commit belongs to a handful of PRs at most.
         """
-        why = _Why(f"commit {sha[:12]} in {self.repository}", "pull-requests: read")
+        why = Why(f"commit {sha[:12]} in {self.repository}", "pull-requests: read")
         resp = self._request(
             "GET", f"/repos/{self.repository}/commits/{sha}/pulls", why, params={"per_page": 100}
         )
-        page = _json(resp)
+        page = json_body(resp)
         if not isinstance(page, list):
             raise GitHubError(f"GitHub answered the PRs of commit {sha[:12]} with something else")
         pulls = [p for p in page if isinstance(p, dict) and p.get("number")]

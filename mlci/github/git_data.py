@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from mlci.errors import GitHubError
-from mlci.github.http import HttpClient, _error_message, _json, _Why
+from mlci.github.http import HttpClient, Why, error_message, json_body
 
 
 class ContentsRefused(GitHubError):
@@ -23,22 +23,22 @@ class GitData(HttpClient):
 
     def branch_head(self, branch: str) -> str | None:
         """The commit ``refs/heads/{branch}`` points at, or None when there is no such branch."""
-        why = _Why(f"branch {branch} of {self.repository}", "contents: read")
+        why = Why(f"branch {branch} of {self.repository}", "contents: read")
         path = f"/repos/{self.repository}/git/ref/heads/{quote(branch)}"
         resp = self._request("GET", path, why, allow=(404, 409))  # 409: an empty repository
         if resp.status_code in (404, 409):
             return None
-        return str(_json(resp)["object"]["sha"])
+        return str(json_body(resp)["object"]["sha"])
 
     def list_directory(self, path: str, ref: str) -> list[dict[str, Any]] | None:
         """The entries (``name``, ``type``, ``sha`` ...) of directory ``path`` at ``ref``; None
         when it does not exist there."""
-        why = _Why(f"{path} at {ref[:12]} in {self.repository}", "contents: read")
+        why = Why(f"{path} at {ref[:12]} in {self.repository}", "contents: read")
         url = f"/repos/{self.repository}/contents/{quote(path)}"
         resp = self._request("GET", url, why, params={"ref": ref}, allow=(404,))
         if resp.status_code == 404:
             return None
-        data = _json(resp)
+        data = json_body(resp)
         return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else None
 
     def create_blob(self, content: bytes) -> str:
@@ -70,11 +70,11 @@ class GitData(HttpClient):
         self, method: str, path: str, payload: Any, what: str, *, allow: Collection[int] = ()
     ) -> dict[str, Any]:
         """A Git Data write; a 403/404 is :class:`ContentsRefused`; an allowed status gives {}."""
-        why = _Why(f"{what} in {self.repository}", "contents: write")
+        why = Why(f"{what} in {self.repository}", "contents: write")
         url = f"/repos/{self.repository}{path}"
         resp = self._request(method, url, why, json=payload, allow=(403, 404, *allow))
         if resp.status_code in (403, 404):
-            message, _ = _error_message(resp)
+            message, _ = error_message(resp)
             raise ContentsRefused(
                 f"{method} {urlsplit(resp.url).path}: GitHub refused to write {what} "
                 f"({resp.status_code} {message})",
@@ -82,7 +82,7 @@ class GitData(HttpClient):
             )
         if resp.status_code in allow:
             return {}
-        data = _json(resp)
+        data = json_body(resp)
         if not isinstance(data, dict) or ("sha" not in data and "object" not in data):
             raise GitHubError(f"GitHub answered {what} with something else")
         return data

@@ -52,7 +52,7 @@ class _BearerAuth(AuthBase):
 
 
 @dataclass(frozen=True)
-class _Why:
+class Why:
     """What a request is for, so an error can say which resource and which permission."""
 
     target: str
@@ -108,12 +108,12 @@ class HttpClient:
     def identity(self) -> str:
         """The login the token acts as; ``github-actions[bot]`` for an integration token."""
         if self._identity is None:
-            resp = self._request("GET", "/user", _Why("the authenticated user"), allow=(401, 403))
+            resp = self._request("GET", "/user", Why("the authenticated user"), allow=(401, 403))
             if resp.status_code in (401, 403):
                 # GITHUB_TOKEN cannot read /user ("Resource not accessible by integration").
                 self._identity = FALLBACK_IDENTITY
             else:
-                self._identity = str(_json(resp)["login"])
+                self._identity = str(json_body(resp)["login"])
         return self._identity
 
     # -- the one place that talks HTTP ----------------------------------------------------------
@@ -122,7 +122,7 @@ class HttpClient:
         self,
         method: str,
         url: str,
-        why: _Why,
+        why: Why,
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
@@ -206,7 +206,7 @@ class HttpClient:
     def _pages(
         self,
         url: str,
-        why: _Why,
+        why: Why,
         params: Mapping[str, Any],
         what: str,
         *,
@@ -218,7 +218,7 @@ class HttpClient:
         query: Mapping[str, Any] | None = params
         while next_url:
             resp = self._request("GET", next_url, why, params=query)
-            page = _json(resp)
+            page = json_body(resp)
             items = page.get(key) if key and isinstance(page, dict) else page
             if not isinstance(items, list):
                 raise GitHubError(
@@ -257,7 +257,7 @@ class HttpClient:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _json(resp: requests.Response) -> Any:
+def json_body(resp: requests.Response) -> Any:
     try:
         return resp.json()
     except ValueError:
@@ -271,7 +271,7 @@ def _comment_order(comment: Mapping[str, Any]) -> tuple[str, int]:
     return (str(comment.get("created_at") or ""), int(comment.get("id") or 0))
 
 
-def _newest_own(items: Iterable[dict[str, Any]], marker: str, login: str) -> dict[str, Any] | None:
+def newest_own(items: Iterable[dict[str, Any]], marker: str, login: str) -> dict[str, Any] | None:
     """The newest item (comment or issue) that ``login`` wrote and whose body carries
     ``marker``: the one sticky thing a hidden marker finds again, never someone else's."""
     newest: dict[str, Any] | None = None
@@ -284,7 +284,7 @@ def _newest_own(items: Iterable[dict[str, Any]], marker: str, login: str) -> dic
     return newest
 
 
-def _error_message(resp: requests.Response) -> tuple[str, list[str]]:
+def error_message(resp: requests.Response) -> tuple[str, list[str]]:
     try:
         data = resp.json()
     except ValueError:
@@ -307,7 +307,7 @@ def _error_message(resp: requests.Response) -> tuple[str, list[str]]:
 def _is_rate_limit(resp: requests.Response) -> bool:
     if resp.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in resp.headers:
         return True
-    return "rate limit" in _error_message(resp)[0].lower()
+    return "rate limit" in error_message(resp)[0].lower()
 
 
 def _rate_limit_wait(resp: requests.Response) -> float:
@@ -326,9 +326,9 @@ def _rate_limit_wait(resp: requests.Response) -> float:
     return SECONDARY_LIMIT_WAIT_S
 
 
-def _http_error(resp: requests.Response, shown: str, why: _Why) -> GitHubError:
+def _http_error(resp: requests.Response, shown: str, why: Why) -> GitHubError:
     status = resp.status_code
-    message, details = _error_message(resp)
+    message, details = error_message(resp)
     said = f"{message}: {'; '.join(details)}" if details else message
     if status == 401:
         return GitHubError(
@@ -361,7 +361,7 @@ def _http_error(resp: requests.Response, shown: str, why: _Why) -> GitHubError:
     )
 
 
-def _check_body(body: str, what: str) -> None:
+def check_body(body: str, what: str) -> None:
     if len(body) > COMMENT_LIMIT:
         raise GitHubError(
             f"the {what} is {len(body):,} characters; GitHub takes at most {COMMENT_LIMIT:,}",

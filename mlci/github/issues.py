@@ -14,10 +14,10 @@ from mlci.errors import GitHubError
 from mlci.github.http import (
     CommentResult,
     HttpClient,
-    _check_body,
-    _json,
-    _newest_own,
-    _Why,
+    Why,
+    check_body,
+    json_body,
+    newest_own,
 )
 
 
@@ -43,14 +43,14 @@ class IssuesAndPulls(HttpClient):
         """The newest issue (open or closed) ``author`` (default: the token's identity) opened
         whose body carries ``marker``, across all pages; pull requests are not issues here."""
         login = author or self.identity()
-        why = _Why(f"the issues of {self.repository}", "issues: read")
+        why = Why(f"the issues of {self.repository}", "issues: read")
         params = {"state": "all", "sort": "created", "direction": "desc", "per_page": 100}
         issues = (
             i
             for i in self._pages(f"/repos/{self.repository}/issues", why, params, "issue")
             if "pull_request" not in i
         )
-        return _newest_own(issues, marker, login)
+        return newest_own(issues, marker, login)
 
     def issue_upsert(
         self, title: str, body: str, marker: str, *, author: str | None = None
@@ -58,13 +58,13 @@ class IssuesAndPulls(HttpClient):
         """Update (and reopen) our issue carrying ``marker``, or open one; never a second."""
         if marker not in body:
             body = f"{marker}\n{body}"
-        _check_body(body, "issue body")
+        check_body(body, "issue body")
         found = self.issue_find(marker, author=author)
         if found is not None:
             reopened = found.get("state") == "closed"
             data = self.issue_update(int(found["number"]), title=title, body=body, state="open")
             return IssueResult(int(data["number"]), str(data["html_url"]), False, reopened)
-        why = _Why(f"the issues of {self.repository}", "issues: write")
+        why = Why(f"the issues of {self.repository}", "issues: write")
 
         def created_already() -> requests.Response | None:
             """An unanswered POST may have opened the issue: update it, never open two."""
@@ -81,27 +81,27 @@ class IssuesAndPulls(HttpClient):
             json={"title": title, "body": body},
             reconcile=created_already,
         )
-        data = _json(resp)
+        data = json_body(resp)
         return IssueResult(int(data["number"]), str(data["html_url"]), True, False)
 
     def issue_update(self, number: int, **fields: Any) -> dict[str, Any]:
         """PATCH an issue's ``title``, ``body``, ``state`` or ``state_reason`` (None left out)."""
-        why = _Why(f"issue #{number} in {self.repository}", "issues: write")
+        why = Why(f"issue #{number} in {self.repository}", "issues: write")
         payload = {k: v for k, v in fields.items() if v is not None}
         if "body" in payload:
-            _check_body(str(payload["body"]), "issue body")
+            check_body(str(payload["body"]), "issue body")
         path = f"/repos/{self.repository}/issues/{number}"
-        data = _json(self._request("PATCH", path, why, json=payload))
+        data = json_body(self._request("PATCH", path, why, json=payload))
         if not isinstance(data, dict):
             raise GitHubError(f"GitHub answered issue #{number} with something else")
         return data
 
     def issue_comment(self, number: int, body: str) -> CommentResult:
         """A new comment on issue (or pull request) ``number``."""
-        _check_body(body, "comment")
-        why = _Why(f"issue #{number} in {self.repository}", "issues: write")
+        check_body(body, "comment")
+        why = Why(f"issue #{number} in {self.repository}", "issues: write")
         path = f"/repos/{self.repository}/issues/{number}/comments"
-        data = _json(self._request("POST", path, why, json={"body": body}))
+        data = json_body(self._request("POST", path, why, json={"body": body}))
         return CommentResult(int(data["id"]), str(data["html_url"]), True)
 
     def issue_close(self, number: int, comment: str | None = None) -> dict[str, Any]:
@@ -114,7 +114,7 @@ class IssuesAndPulls(HttpClient):
 
     def pulls_list(self, *, head: str | None = None, state: str = "open") -> list[dict[str, Any]]:
         """Pull requests in ``state``; ``head`` is a branch of this repository."""
-        why = _Why(f"the pull requests of {self.repository}", "pull-requests: read")
+        why = Why(f"the pull requests of {self.repository}", "pull-requests: read")
         params: dict[str, Any] = {"state": state, "per_page": 100}
         if head:
             params["head"] = f"{self.repository.split('/')[0]}:{head}"
@@ -123,13 +123,13 @@ class IssuesAndPulls(HttpClient):
 
     def pulls_upsert(self, head: str, base: str, title: str, body: str) -> PullResult:
         """Update the open pull request from branch ``head``, or open one: at most one."""
-        _check_body(body, "pull request body")
-        why = _Why(f"the pull requests of {self.repository}", "pull-requests: write")
+        check_body(body, "pull request body")
+        why = Why(f"the pull requests of {self.repository}", "pull-requests: write")
         found = self.pulls_list(head=head)
         if found:
             number = int(found[0]["number"])
             path = f"/repos/{self.repository}/pulls/{number}"
-            data = _json(self._request("PATCH", path, why, json={"title": title, "body": body}))
+            data = json_body(self._request("PATCH", path, why, json={"title": title, "body": body}))
             return PullResult(number, str(data["html_url"]), False)
 
         def created_already() -> requests.Response | None:
@@ -143,7 +143,7 @@ class IssuesAndPulls(HttpClient):
         resp = self._request(
             "POST", f"/repos/{self.repository}/pulls", why, json=payload, reconcile=created_already
         )
-        data = _json(resp)
+        data = json_body(resp)
         return PullResult(int(data["number"]), str(data["html_url"]), True)
 
     # -- workflows ------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ class IssuesAndPulls(HttpClient):
         self, workflow: str, ref: str, inputs: Mapping[str, str] | None = None
     ) -> None:
         """Start ``workflow`` (file name or id) on ``ref`` through ``workflow_dispatch``."""
-        why = _Why(f"workflow {workflow} in {self.repository}", "actions: write")
+        why = Why(f"workflow {workflow} in {self.repository}", "actions: write")
         payload: dict[str, Any] = {"ref": ref}
         if inputs:
             payload["inputs"] = dict(inputs)

@@ -27,8 +27,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from mlci import ci
-from mlci.errors import ConfigError, DvcRemoteError, ExternalError, RepoError
+from mlci.errors import ConfigError, DvcRemoteError, ExternalError, RepoError, first_line
 from mlci.markdown import code, inert, plain_title
+from mlci.project import repository
 from mlci.settings.config import Settings
 from mlci.settings.monitor import MonitorSettings
 
@@ -240,16 +241,14 @@ def _push_data(root: Path, snapshot: str, remote: str | None) -> None:
 
     if not (root / f"{snapshot}.dvc").is_file() and data.base_md5(root, "HEAD", snapshot) is None:
         return
-    repo = data.open_repo(root)
-    try:
-        repo.push(targets=[str(root / snapshot)], remote=remote)
-    except Exception as exc:
-        raise DvcRemoteError(
-            f"dvc push of {snapshot} failed: {str(exc).splitlines()[0][:300]}",
-            fix="check the DVC remote's credentials and `dvc remote list`",
-        ) from None
-    finally:
-        repo.close()
+    with repository.opened(root) as repo:
+        try:
+            repo.push(targets=[str(root / snapshot)], remote=remote)
+        except Exception as exc:
+            raise DvcRemoteError(
+                f"dvc push of {snapshot} failed: {first_line(exc)}",
+                fix="check the DVC remote's credentials and `dvc remote list`",
+            ) from None
 
 
 def _body(settings: Settings, result: MonitorResult, change: str) -> str:

@@ -30,7 +30,9 @@ from mlci.errors import (
     DvcRemoteError,
     MlciError,
     ModelDegraded,
+    first_line,
 )
+from mlci.project import repository
 from mlci.settings.config import Settings
 from mlci.settings.datachecks import Thresholds
 from mlci.settings.monitor import MonitorSettings
@@ -214,18 +216,14 @@ def snapshot(root: Path, path: str) -> Any:
 
     target = root / path
     if not target.exists() and (root / f"{path}.dvc").exists():
-        from mlci.project import data
-
-        repo = data.open_repo(root)
-        try:
-            repo.pull(targets=[str(target)])
-        except Exception as exc:
-            raise DvcRemoteError(
-                f"dvc pull {path} failed: {str(exc).splitlines()[0][:300]}",
-                fix="check `dvc remote list` and that the snapshot was pushed",
-            ) from None
-        finally:
-            repo.close()
+        with repository.opened(root) as repo:
+            try:
+                repo.pull(targets=[str(target)])
+            except Exception as exc:
+                raise DvcRemoteError(
+                    f"dvc pull {path} failed: {first_line(exc)}",
+                    fix="check `dvc remote list` and that the snapshot was pushed",
+                ) from None
     if target.is_dir():
         files = sorted(
             p for p in target.rglob("*") if p.suffix in (".csv", ".parquet", ".pq") and p.is_file()

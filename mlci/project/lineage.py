@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from mlci.errors import ConfigError
-from mlci.project.data import _entries
+from mlci.project.data import stage_entries
 from mlci.settings.config import load_yaml
 
 GROUPS = ("data", "models", "metrics", "plots", "code")
@@ -124,7 +124,7 @@ def declared(root: Path) -> Declared:
         metrics: list[str] = []
         plots: list[str] = []
         for kind, bucket in (("outs", outs), ("metrics", metrics), ("plots", plots)):
-            for p, opts in _entries(st.get(kind)):
+            for p, opts in stage_entries(st.get(kind)):
                 bucket.append(_rel(wdir, p))
                 if kind == "outs" and opts.get("cache", True) is not False:
                     cached.append(_rel(wdir, p))
@@ -151,7 +151,7 @@ def declared(root: Path) -> Declared:
     return Declared(
         tuple(stages),
         artifacts,
-        tuple(_rel(".", p) for p, _ in _entries(doc.get("metrics"))),
+        tuple(_rel(".", p) for p, _ in stage_entries(doc.get("metrics"))),
         tuple(_rel(".", p) for p in top_plots),
     )
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlci.errors import ConfigError, MlflowError
+from mlci.errors import ConfigError, MlflowError, first_line
 from mlci.project import lineage
 from mlci.settings.config import Settings
 
@@ -113,7 +113,7 @@ def log(root: Path, model: ModelDecl, run_id: str) -> str:
         raise
     except Exception as exc:
         raise MlflowError(
-            f"MLflow could not log the model {model.path}: {str(exc).splitlines()[0][:300]}",
+            f"MLflow could not log the model {model.path}: {first_line(exc)}",
             fix="check the artifact store is writable; run with --debug for the cause",
         ) from exc
     return kind

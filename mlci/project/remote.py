@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from mlci.errors import DvcRemoteError, MlciError
-from mlci.project.data import _cwd, _dvc_errors, open_repo, read_pipeline
-from mlci.project.repro import locked_error
+from mlci.errors import DvcRemoteError, MlciError, first_line
+from mlci.project.data import read_pipeline
+from mlci.project.repository import dvc_errors, in_dir, locked_error, opened
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,7 @@ def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> Pull
     from dvc.exceptions import CheckoutError, DownloadError
     from dvc.lock import LockError
 
-    own = repo is None
-    repo = repo if repo is not None else open_repo(root)
-    try:
+    with opened(root, repo) as repo:
         name, url = remote_info(repo, remote)
         if "://" not in url and not os.path.isabs(url) and url:
             url = os.path.normpath(os.path.join(root, ".dvc", url))
@@ -101,7 +99,7 @@ def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> Pull
             )
         missing: list[str] = []  # outputs the remote lacks that `dvc repro` can rebuild
         try:
-            with _cwd(root), _dvc_errors() as logged:
+            with in_dir(root), dvc_errors() as logged:
                 stats = repo.pull(remote=name)
         except (DownloadError, CheckoutError) as exc:
             cause = " ".join(logged)
@@ -123,12 +121,9 @@ def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> Pull
             raise  # a signal's Interrupted
         except Exception as exc:  # DvcException, or a cloud SDK's own error (credentials...)
             raise DvcRemoteError(
-                f"dvc pull from '{name}' ({url}) failed: {str(exc).splitlines()[0][:300]}",
+                f"dvc pull from '{name}' ({url}) failed: {first_line(exc)}",
                 fix=remote_fix(name, url, exc),
             ) from None
-    finally:
-        if own:
-            repo.close()
     # DVC 3 answers {"stats": {"fetched": n, ...}, ...}; older ones the counts alone.
     counts = stats.get("stats", stats) if isinstance(stats, dict) else {}
     count = int(counts.get("fetched", 0)) if isinstance(counts, dict) else 0
@@ -146,7 +141,7 @@ def _rebuildable_only(
     result: dict[str, Any] = {}
     if not isinstance(exc, CheckoutError):  # a remote that reports missing objects itself
         try:
-            with _cwd(root), _dvc_errors():
+            with in_dir(root), dvc_errors():
                 result = repo.checkout()
         except CheckoutError as again:
             exc = again
@@ -217,26 +212,21 @@ def _missing_paths(exc: Exception) -> str:
 def push_outputs(root: Path, remote: str | None = None, repo: Any | None = None) -> int:
     """``dvc push --run-cache``: the outputs and the run-cache entries, so that another job
     restores this training instead of repeating it. Returns how many objects went up."""
-    own = repo is None
-    repo = repo if repo is not None else open_repo(root)
-    try:
+    with opened(root, repo) as repo:
         name, url = remote_info(repo, remote)
         try:
-            with _cwd(root), _dvc_errors() as logged:
+            with in_dir(root), dvc_errors() as logged:
                 _save_run_cache(root)
                 count = repo.push(remote=name, run_cache=True)
                 count += _push_uncached(root, repo, name)
         except MlciError:
             raise
         except Exception as exc:
-            cause = " ".join(logged) or (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            cause = " ".join(logged) or first_line(exc)
             raise DvcRemoteError(
                 f"dvc push --run-cache to '{name}' ({url}) failed: {cause[:300]}",
                 fix=remote_fix(name, url, exc),
             ) from None
-    finally:
-        if own:
-            repo.close()
     return int(count or 0)
 
 
@@ -257,23 +247,19 @@ def write_record(
     learns who trained these inputs."""
     import json
 
-    own = repo is None
-    repo = repo if repo is not None else open_repo(root)
-    try:
-        fs, path = _record_path(repo, remote, key)
-        fs.makedirs(fs.parent(path), exist_ok=True)
-        fs.pipe_file(path, json.dumps(record, sort_keys=True).encode("utf-8"))
-    except MlciError:
-        raise
-    except Exception as exc:
-        raise DvcRemoteError(
-            f"could not write the training record {'/'.join(_RECORDS)}/{key}.json to the DVC "
-            f"remote: {str(exc).splitlines()[0][:300]}",
-            fix="check the remote's write access (credentials) from this job",
-        ) from None
-    finally:
-        if own:
-            repo.close()
+    with opened(root, repo) as dvc_repo:
+        try:
+            fs, path = _record_path(dvc_repo, remote, key)
+            fs.makedirs(fs.parent(path), exist_ok=True)
+            fs.pipe_file(path, json.dumps(record, sort_keys=True).encode("utf-8"))
+        except MlciError:
+            raise
+        except Exception as exc:
+            raise DvcRemoteError(
+                f"could not write the training record {'/'.join(_RECORDS)}/{key}.json to the "
+                f"DVC remote: {first_line(exc)}",
+                fix="check the remote's write access (credentials) from this job",
+            ) from None
 
 
 def read_record(
@@ -282,16 +268,12 @@ def read_record(
     """The training record for ``key`` on the remote, or None (absent, unreadable, no remote)."""
     import json
 
-    own = repo is None
-    repo = repo if repo is not None else open_repo(root)
-    try:
-        fs, path = _record_path(repo, remote, key)
-        found = json.loads(fs.cat_file(path))
-    except Exception:
-        return None
-    finally:
-        if own:
-            repo.close()
+    with opened(root, repo) as dvc_repo:
+        try:
+            fs, path = _record_path(dvc_repo, remote, key)
+            found = json.loads(fs.cat_file(path))
+        except Exception:
+            return None
     return found if isinstance(found, dict) else None
 
 
@@ -299,15 +281,11 @@ def _save_run_cache(root: Path) -> None:
     """Run-cache entries for stages DVC leaves out: one with a ``cache: false`` output that
     is not a metric or plot (mlci's ``reports/train.json``). DVC restores such an entry like
     any other; it only declines to write it."""
-    fresh = open_repo(root)  # the index as the reproduce left it
-    try:
-        with fresh.lock:
-            for stage in fresh.index.stages:
-                with contextlib.suppress(Exception):
-                    if getattr(stage, "cmd", None) and not stage.changed():
-                        fresh.stage_cache.save(stage)
-    finally:
-        fresh.close()
+    with opened(root) as fresh, fresh.lock:  # the index as the reproduce left it
+        for stage in fresh.index.stages:
+            with contextlib.suppress(Exception):
+                if getattr(stage, "cmd", None) and not stage.changed():
+                    fresh.stage_cache.save(stage)
 
 
 def _push_uncached(root: Path, repo: Any, remote: str) -> int:

@@ -21,148 +21,84 @@ from mlci import signals
 from mlci.errors import (
     STAGE_ERROR_ENV,
     MlciError,
-    RepoLocked,
     StageError,
     StageFailed,
     load_from_child,
 )
+from mlci.project.repository import dvc_errors, in_dir, locked_error, opened
 
 TAIL_LINES = 30
 _STAGE_ERROR_FILE = "error.json"
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
 
 
-def clear_stale_locks(repo: Any) -> list[dict[str, Any]]:
-    """Drop the entries of DVC's ``.dvc/tmp/rwlock`` whose process is gone; returns them.
-
-    DVC drops an entry whose PID is free, but not one whose PID a new process reuses
-    (containers start PIDs low again, so a killed run's PID is often taken) or a zombie's:
-    the next run then fails on a lock nobody holds.
-    """
-    import json
-
-    from dvc.lock import LockError, make_lock
-
-    tmp = repo.tmp_dir
-    path = Path(tmp or ".") / "rwlock"
-    if not tmp or not path.is_file():
-        return []
-    written = path.stat().st_mtime
-    hardlink = bool(repo.config["core"].get("hardlink_lock", False))
-    guard = make_lock(os.path.join(tmp, "rwlock.lock"), tmp_dir=tmp, hardlink_lock=hardlink)
-    try:
-        guard.lock()
-    except LockError:
-        return []  # someone is editing it right now: DVC decides
-    removed: list[dict[str, Any]] = []
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        for mode in ("read", "write"):
-            table = doc.get(mode) or {}
-            for out in list(table):
-                owners = table[out] if isinstance(table[out], list) else [table[out]]
-                live = [o for o in owners if _owner_alive(int(o["pid"]), written)]
-                removed += [o for o in owners if o not in live and o not in removed]
-                if not live:
-                    del table[out]
-                elif mode == "read":
-                    table[out] = live
-        if removed:
-            path.write_text(json.dumps(doc), encoding="utf-8")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return []  # DVC reports a broken rwlock file itself
-    finally:
-        guard.unlock()
-    return removed
-
-
-def _owner_alive(pid: int, written: float) -> bool:
-    """Whether the process that wrote a lock entry (before ``written``) still runs."""
-    import psutil
-
-    if pid == os.getpid():
-        return False  # this process holds no lock yet: the entry is a dead run's
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return bool(proc.create_time() <= written + 1.0)  # else: a new process, same PID
-    except psutil.Error:
-        return False
-
-
-def locked_error(root: Path, exc: Exception) -> RepoLocked:
-    """DVC's LockError as one line naming the lock file and the way out."""
-    text = str(exc)
-    tmp = root / ".dvc" / "tmp"
-    if "is busy" in text:
-        owners = ", ".join(ln.strip() for ln in text.splitlines() if ln.strip().startswith("(PID"))
-        return RepoLocked(
-            f"DVC's {tmp / 'rwlock'} says another process uses this pipeline's files: {owners}",
-            fix="wait for that process to finish or stop it (if it is no DVC process, "
-            "delete .dvc/tmp/rwlock), then re-run",
-        )
-    return RepoLocked(
-        f"another DVC process holds {tmp / 'lock'}",
-        fix="wait for it to finish or stop it (if none runs, e.g. after a killed run with "
-        "core.hardlink_lock, delete .dvc/tmp/lock), then re-run",
-    )
-
-
 def reproduce(root: Path, *, force: bool = False, repo: Any | None = None) -> list[str]:
-    """``dvc repro`` (``--force``: every stage); returns the names of the stages that ran.
+    """``dvc repro`` (``--force``: every stage); returns the names of the stages it went
+    through.
 
     A stage that is an mlci command and fails with an ``MlciError`` fails the run with that
     error (its exit code and message); any other failing stage with :class:`StageFailed`
     (exit 7), which carries the end of the stage's stderr. A signal while a stage runs stops
     the stage's processes and raises ``Interrupted``.
     """
+    fix = "check dvc.yaml and `dvc status`"
+    return list(_drive(root, repo, "dvc repro", fix, quiet=False, force=force).stages)
+
+
+def reproduce_cached(root: Path, *, repo: Any | None = None) -> Reproduced:
+    """``dvc repro --pull``: a stage whose inputs were trained before (here or in any job that
+    pushed its run-cache) is restored from DVC's run-cache instead of run; only a stage with
+    new inputs runs its command. Errors are :func:`reproduce`'s."""
+    fix = "check dvc.yaml, `dvc status` and the remote"
+    return _drive(root, repo, "dvc repro --pull", fix, quiet=True, pull=True)
+
+
+def _drive(
+    root: Path, repo: Any | None, what: str, fix: str, *, quiet: bool, **options: Any
+) -> Reproduced:
+    """The one driver of ``Repo.reproduce(**options)``: mlci's stage runner, DVC's locks and
+    errors as mlci's (``quiet``: DVC's own error lines collected, not printed)."""
     import tempfile
 
     from dvc.exceptions import DvcException, ReproductionError
     from dvc.lock import LockError
 
-    from mlci.project.data import _cwd, open_repo
-
-    own = repo is None
-    repo = repo if repo is not None else open_repo(root)
     try:
         with (
+            opened(root, repo) as dvc_repo,
             tempfile.TemporaryDirectory(prefix="mlci-stage-") as tmp,
-            _stage_runner(Path(tmp)) as ran,
+            stage_runner(Path(tmp)) as ran,
         ):
             try:
-                with _cwd(root):
-                    stages = repo.reproduce(force=force)
+                with in_dir(root), dvc_errors() if quiet else contextlib.nullcontext():
+                    stages = dvc_repo.reproduce(**options)
             except ReproductionError as exc:
-                raise _stage_failure(root, exc, Path(tmp), ran) from None
+                raise stage_failure(root, exc, Path(tmp), ran) from None
     except LockError as exc:
         raise locked_error(root, exc) from None
     except DvcException as exc:
-        raise StageError(
-            f"dvc repro failed: {exc}", fix="check dvc.yaml and `dvc status`"
-        ) from None
-    finally:
-        if own:
-            repo.close()
-    return [getattr(s, "addressing", str(s)) for s in stages]
+        raise StageError(f"{what} failed: {exc}", fix=fix) from None
+    names = tuple(getattr(s, "addressing", str(s)) for s in stages)
+    return Reproduced(names, tuple(dict.fromkeys(ran.commands)))
 
 
 @dataclass
 class Ran:
-    """The stage command that ran last: what a failure is reported with."""
+    """The stage command that ran last (what a failure is reported with), and every stage
+    whose command ran, in order (the rest were up to date or restored)."""
 
     stage: str = ""
     command: str = ""
     returncode: int | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    commands: list[str] = field(default_factory=list)
 
 
-# the stage that ran last under each ``_stage_runner``, by its errors directory
+# the stage that ran last under each ``stage_runner``, by its errors directory
 _RUNS: dict[Path, Ran] = {}
 
 
-def _stage_failure(root: Path, exc: Exception, errors: Path, ran: Ran | None = None) -> MlciError:
+def stage_failure(root: Path, exc: Exception, errors: Path, ran: Ran | None = None) -> MlciError:
     """Why ``dvc repro`` failed: a signal, the failed mlci command's own error, a lock, or
     the stage's command (``ran``: the runner's record, by default the one for ``errors``)."""
     from dvc.lock import LockError
@@ -256,7 +192,7 @@ def _tee(ran: Ran, hidden: list[str]) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def _stage_runner(errors: Path) -> Iterator[Ran]:
+def stage_runner(errors: Path) -> Iterator[Ran]:
     """Run DVC's stage commands our way: each names ``MLCI_STAGE_ERROR_FILE`` for an mlci
     command to leave its error in, its stderr is teed (:func:`_tee`), and, under
     ``signals.handled()``, it runs in its own process group so that a signal reaches the
@@ -280,6 +216,7 @@ def _stage_runner(errors: Path) -> Iterator[Ran]:
 
         env = dict(kwargs.pop("env", None) or os.environ)
         ran.stage, ran.command, ran.returncode = str(env.get("DVC_STAGE") or cmd), cmd, None
+        ran.commands.append(ran.stage)
         ran.tail.clear()
         error_file.unlink(missing_ok=True)
         env[STAGE_ERROR_ENV] = str(error_file)
@@ -306,3 +243,12 @@ def _stage_runner(errors: Path) -> Iterator[Ran]:
     finally:
         dvc_run._run = original
         _RUNS.pop(errors, None)
+
+
+@dataclass(frozen=True)
+class Reproduced:
+    """What ``reproduce_cached`` did: every stage it went through, and those whose command ran
+    (the rest were up to date or restored from the run-cache)."""
+
+    stages: tuple[str, ...] = ()
+    ran: tuple[str, ...] = ()

@@ -12,7 +12,7 @@ from typing import Any
 from mlci import git
 from mlci.ci import CIContext
 from mlci.errors import ConfigError, GateFailed
-from mlci.project import data
+from mlci.project import repro
 from mlci.promotion import note as promotion_note
 from mlci.report import publish
 from mlci.settings.config import Settings
@@ -99,9 +99,9 @@ def promote(
     else:
         model = model or modelfile.require(root, settings)  # said before any training
         on_stage("restore (dvc repro --pull: the run-cache first, training only new inputs)")
-        repro = data.reproduce_cached(root)
+        reproduced = repro.reproduce_cached(root)
         on_stage("find run")
-        found = trainings.for_promotion(root, settings, ctx, model, repro, sha)
+        found = trainings.for_promotion(root, settings, ctx, model, reproduced, sha)
         run, training = found.run, found.training
     if on_step is not None:
         on_step(registry.FOUND_RUN)

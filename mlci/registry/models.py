@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from mlci.errors import ConfigError, MlciError, MlflowError
+from mlci.errors import ConfigError, MlciError, MlflowError, first_line
 from mlci.registry.tracking import TAG_PREFIX, configure, unreachable
 
 CHAMPION = "champion"
@@ -342,7 +342,7 @@ def promote(
 
 
 def _stopped(uri: str, name: str, done: list[str], exc: Exception) -> MlflowError:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = first_line(exc, 10_000)
     where = f"after step '{done[-1]}'" if done else "before registering"
     return MlflowError(
         f"MLflow at {uri} failed while promoting '{name}' ({where}): {text[:300]}. "

@@ -31,7 +31,7 @@ class Artifact:
     report_name: str
 
 
-def _untrusted(message: str) -> MlciError:
+def untrusted(message: str) -> MlciError:
     from mlci.errors import ConfigError
 
     return ConfigError(
@@ -55,27 +55,27 @@ def load_artifact(directory: Path) -> Artifact:
 
     from mlci.limits import COMMENT_LIMIT
 
-    raw = _read_artifact_file(directory, ARTIFACT_REPORT, 4 * COMMENT_LIMIT)
-    meta = _parse_meta(_read_artifact_file(directory, ARTIFACT_META, ARTIFACT_META_LIMIT))
+    raw = read_artifact_file(directory, ARTIFACT_REPORT, 4 * COMMENT_LIMIT)
+    meta = _parse_meta(read_artifact_file(directory, ARTIFACT_META, ARTIFACT_META_LIMIT))
     try:
         markdown = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise _untrusted(f"{ARTIFACT_REPORT} is not UTF-8") from None
+        raise untrusted(f"{ARTIFACT_REPORT} is not UTF-8") from None
     if len(markdown) > COMMENT_LIMIT:
-        raise _untrusted(
+        raise untrusted(
             f"{ARTIFACT_REPORT} has {len(markdown):,} characters (limit {COMMENT_LIMIT:,})"
         )
     number, sha = meta.get("pr_number"), meta.get("head_sha")
     if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
-        raise _untrusted(f"pr_number {_shown(number)} is not a PR number")
+        raise untrusted(f"pr_number {_shown(number)} is not a PR number")
     if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40}", sha):
-        raise _untrusted(f"head_sha {_shown(sha)} is not a commit SHA")
+        raise untrusted(f"head_sha {_shown(sha)} is not a commit SHA")
     status = meta.get("verdict")
     if status not in VERDICTS:
-        raise _untrusted(f"verdict {_shown(status)} is not one of {', '.join(VERDICTS)}")
+        raise untrusted(f"verdict {_shown(status)} is not one of {', '.join(VERDICTS)}")
     name = meta.get("report_name") or "mlci"
     if not isinstance(name, str) or not re.fullmatch(r"[\w.-]{1,64}", name):
-        raise _untrusted(f"report_name {_shown(name)} is not a plain name")
+        raise untrusted(f"report_name {_shown(name)} is not a plain name")
     summary = meta.get("summary", "")
     exit_code = meta.get("exit_code", 0)
     verdict = Verdict(
@@ -86,7 +86,7 @@ def load_artifact(directory: Path) -> Artifact:
     return Artifact(_strip_markers(markdown), number, sha, verdict, name)
 
 
-def _read_artifact_file(directory: Path, name: str, limit: int) -> bytes:
+def read_artifact_file(directory: Path, name: str, limit: int) -> bytes:
     """The bytes of ``directory/name``, a regular file of at most ``limit`` bytes.
 
     Checked before opening (lstat: no symlink, FIFO or device is opened) and on the open file
@@ -99,25 +99,25 @@ def _read_artifact_file(directory: Path, name: str, limit: int) -> bytes:
     try:
         before = os.lstat(path)
     except OSError as exc:
-        raise _untrusted(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise untrusted(f"cannot read {path}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(before.st_mode):
-        raise _untrusted(f"{path} is {_file_kind(before.st_mode)}, not a regular file")
+        raise untrusted(f"{path} is {_file_kind(before.st_mode)}, not a regular file")
     if before.st_nlink > 1:
-        raise _untrusted(f"{path} has {before.st_nlink} hard links; a saved report has one")
+        raise untrusted(f"{path} has {before.st_nlink} hard links; a saved report has one")
     if before.st_size > limit:
-        raise _untrusted(f"{path} is {before.st_size:,} bytes (limit {limit:,})")
+        raise untrusted(f"{path} is {before.st_size:,} bytes (limit {limit:,})")
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     flags |= getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise _untrusted(f"cannot open {path}: {exc.strerror or exc}") from None
+        raise untrusted(f"cannot open {path}: {exc.strerror or exc}") from None
     try:
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(
             opened.st_mode
         ):
-            raise _untrusted(f"{path} was replaced while it was being read")
+            raise untrusted(f"{path} was replaced while it was being read")
         chunks: list[bytes] = []
         size = 0
         while size <= limit:
@@ -127,11 +127,11 @@ def _read_artifact_file(directory: Path, name: str, limit: int) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
     except OSError as exc:
-        raise _untrusted(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise untrusted(f"cannot read {path}: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
     if size > limit:
-        raise _untrusted(f"{path} is over {limit:,} bytes")
+        raise untrusted(f"{path} is over {limit:,} bytes")
     return b"".join(chunks)
 
 
@@ -154,13 +154,13 @@ def _parse_meta(raw: bytes) -> dict[str, Any]:
     try:
         meta = json.loads(raw.decode("utf-8"))
     except RecursionError:
-        raise _untrusted(f"{ARTIFACT_META} nests too deeply to parse") from None
+        raise untrusted(f"{ARTIFACT_META} nests too deeply to parse") from None
     except ValueError as exc:  # not UTF-8, not JSON, or an integer too long to convert
-        raise _untrusted(f"{ARTIFACT_META} is not valid JSON ({exc})") from None
+        raise untrusted(f"{ARTIFACT_META} is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
-        raise _untrusted(f"{ARTIFACT_META} holds a JSON {type(meta).__name__}, not an object")
+        raise untrusted(f"{ARTIFACT_META} holds a JSON {type(meta).__name__}, not an object")
     if _depth_exceeds(meta, ARTIFACT_META_DEPTH):
-        raise _untrusted(f"{ARTIFACT_META} nests deeper than {ARTIFACT_META_DEPTH} levels")
+        raise untrusted(f"{ARTIFACT_META} nests deeper than {ARTIFACT_META_DEPTH} levels")
     return meta
 
 

@@ -174,9 +174,9 @@ def saved_entries(folder: Path) -> list[Saved]:
     """The images :func:`save` wrote, as untrusted input, before any is read: the manifest is
     bounded and typed, every name one :func:`image_key` makes, every file a regular file (no
     symlink, FIFO or device; one link) of at most :data:`MAX_IMAGE_BYTES` by lstat."""
-    from mlci.report.artifact import _read_artifact_file
+    from mlci.report.artifact import read_artifact_file
 
-    raw = _read_artifact_file(folder, MANIFEST, 256 * 1024)
+    raw = read_artifact_file(folder, MANIFEST, 256 * 1024)
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
@@ -212,9 +212,9 @@ def _size(folder: Path, key: str) -> int:
 def read_saved(folder: Path, entry: Saved, limit: int = MAX_IMAGE_BYTES) -> PlotImage:
     """The one image ``entry`` names, read (no further than ``limit`` bytes: the open file is
     checked again) and decoded: a PNG or JPEG as its name says, else :class:`ConfigError`."""
-    from mlci.report.artifact import _read_artifact_file
+    from mlci.report.artifact import read_artifact_file
 
-    data = _read_artifact_file(folder, entry.key, min(limit, MAX_IMAGE_BYTES))
+    data = read_artifact_file(folder, entry.key, min(limit, MAX_IMAGE_BYTES))
     why = problem(data, entry.key)
     if why is not None:
         raise _rejected(f"{entry.key} is not a PNG or JPEG image that decodes ({why})")

@@ -20,8 +20,8 @@ from mlci.report.artifact import (
     ARTIFACT_META,
     ARTIFACT_REPORT,
     Artifact,
-    _untrusted,
     load_artifact,
+    untrusted,
 )
 from mlci.settings.config import Settings
 from mlci.verdict.outcome import Verdict
@@ -292,14 +292,14 @@ def publish_artifact(directory: Path, settings: Settings, ctx: CIContext) -> Pub
     pr = client.pull_request(art.pr_number)
     real_head = (pr.get("head") or {}).get("sha")
     if real_head != art.head_sha:
-        raise _untrusted(
+        raise untrusted(
             f"PR #{art.pr_number}'s head is {str(real_head)[:12]}, not "
             f"{art.head_sha[:12]} as the artifact claims"
         )
     if ctx.head_sha and ctx.event_name == "workflow_run" and ctx.head_sha != art.head_sha:
-        raise _untrusted(f"the workflow run built {ctx.head_sha[:12]}, not {art.head_sha[:12]}")
+        raise untrusted(f"the workflow run built {ctx.head_sha[:12]}, not {art.head_sha[:12]}")
     if art.report_name != settings.report_name:
-        raise _untrusted(
+        raise untrusted(
             f"its report_name {art.report_name!r} is not the one this job publishes "
             f"({settings.report_name!r}: `report-name` input, --report-name or "
             "mlci.report_name); a PR's artifact cannot post under another report's marker"

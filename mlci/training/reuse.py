@@ -2,7 +2,7 @@
 
 A training is named by its key (:mod:`mlci.project.lineage`: the training stage's
 ``dvc.lock`` entry, as DVC keys its run-cache). After ``dvc repro --pull``
-(:func:`mlci.project.data.reproduce_cached`) the training stage either ran here or was
+(:func:`mlci.project.repro.reproduce_cached`) the training stage either ran here or was
 restored / already up to date. When it ran in a
 trusted job (a CI job on the repository's own code: never a fork's), its MLflow run gets the
 key and the lineage, and the outputs, DVC's run-cache and a small record (run, commit, PR) go
@@ -20,7 +20,7 @@ from typing import Any
 
 from mlci.ci import CIContext
 from mlci.errors import DvcRemoteError, MlflowError
-from mlci.project import data, lineage, modelfile, remote
+from mlci.project import lineage, modelfile, remote, repro
 from mlci.settings.config import Settings
 
 
@@ -108,7 +108,7 @@ def record(
     root: Path,
     settings: Settings,
     ctx: CIContext,
-    repro: data.Reproduced,
+    reproduced: repro.Reproduced,
     *,
     sha: str | None,
     repo: Any = None,
@@ -121,7 +121,7 @@ def record(
     if lin.stage is None or lin.key is None:
         return Training(lin)
     trusted = may_write_remote(ctx)
-    if lin.stage not in repro.ran:
+    if lin.stage not in reproduced.ran:
         found = remote.read_record(root, lin.key, settings.dvc_remote, repo)
         if found is None and settings.tracking_uri.startswith(("http://", "https://")):
             found = _record_from_server(settings, lin.key)
@@ -231,7 +231,7 @@ def for_promotion(
     settings: Settings,
     ctx: CIContext,
     model: modelfile.ModelDecl,
-    repro: data.Reproduced,
+    reproduced: repro.Reproduced,
     sha: str,
 ) -> Found:
     """The run of this commit's model: one that trained this commit, else the trusted run of a
@@ -243,7 +243,7 @@ def for_promotion(
 
     uri = settings.tracking_uri
     lin = lineage.read(root, model.path)
-    ran = lin.stage is not None and lin.stage in repro.ran
+    ran = lin.stage is not None and lin.stage in reproduced.ran
     tags = _tags(lin, ctx, sha, trusted=True)
     run = registry.find_run(uri, settings.experiment, sha)
     reused: dict[str, Any] | None = None

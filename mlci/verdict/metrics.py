@@ -43,7 +43,7 @@ class MetricDiff:
 
     @property
     def change(self) -> float | None:
-        if _is_number(self.base) and _is_number(self.head):
+        if is_number(self.base) and is_number(self.head):
             return float(self.head) - float(self.base)
         return None
 
@@ -102,7 +102,7 @@ class Comparison:
         return tuple(m for m in self.directed if m.better is False)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -127,7 +127,7 @@ def judge(gate: Gate, base: Any, head: Any) -> tuple[str, str]:
         if gate.required:
             return FAIL, f"{name} vanished: the PR no longer produces it"
         return SKIPPED, f"{name} is missing on the PR (optional gate)"
-    if not _is_number(head):
+    if not is_number(head):
         return FAIL, f"{name} is not a number on the PR: {head!r}"
     value = float(head)
     if math.isnan(value):
@@ -138,7 +138,7 @@ def judge(gate: Gate, base: Any, head: Any) -> tuple[str, str]:
         return FAIL, f"{name} = {value:.6g} is above the maximum {gate.max:g}"
     if base is None:
         return NEW, f"{name} has no baseline: new metric, nothing to compare"
-    if not _is_number(base) or math.isnan(float(base)):
+    if not is_number(base) or math.isnan(float(base)):
         return NEW, f"{name} has no numeric baseline ({base!r}); nothing to compare"
     worse_by = float(base) - value if gate.direction == "higher" else value - float(base)
     allowed = max(gate.abs_tol or 0.0, (gate.rel_tol or 0.0) * abs(float(base)))
@@ -178,7 +178,7 @@ def compare(
         gate = by_name.get(name)
         b, h = base.get(name), head.get(name)
         if gate is None:
-            if not (_is_number(b) or _is_number(h)):
+            if not (is_number(b) or is_number(h)):
                 continue
             diffs.append(MetricDiff(name, b, h, inferred=direction_of(name)))
             continue
