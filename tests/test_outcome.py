@@ -35,7 +35,7 @@ def test_one_table(o: Outcome, icon: str, conclusion: str, state: str, code: int
 
 
 def test_values_are_the_action_outputs_and_differ_from_monitor() -> None:
-    from mlci.monitor.run import Status
+    from mlci.monitor.result import Status
 
     assert outcome.VALUES == ("passed", "reported", "failed", "data-invalid", "error")
     # the monitor's statuses answer another question: no member name is shared but ERROR

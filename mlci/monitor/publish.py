@@ -20,7 +20,7 @@ from mlci.settings.monitor import MonitorSettings
 
 if TYPE_CHECKING:
     from mlci.github.client import PullResult
-    from mlci.monitor.run import MonitorResult
+    from mlci.monitor.result import MonitorResult
 
 REPORT = ".mlci/monitor.md"
 

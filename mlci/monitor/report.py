@@ -17,7 +17,7 @@ from urllib.parse import quote
 from mlci.markdown import code, fit, inert, plain_title
 
 if TYPE_CHECKING:
-    from mlci.monitor.run import MonitorResult
+    from mlci.monitor.result import MonitorResult
 
 MARKER_PREFIX = "<!-- mlci-monitor:"
 _HISTORY = re.compile(r"<!-- mlci-monitor-history:([A-Za-z0-9+/=]*) -->")

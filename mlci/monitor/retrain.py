@@ -35,7 +35,7 @@ from mlci.settings.monitor import MonitorSettings
 
 if TYPE_CHECKING:
     from mlci.github.client import PullResult
-    from mlci.monitor.run import MonitorResult
+    from mlci.monitor.result import MonitorResult
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"

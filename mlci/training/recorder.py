@@ -244,9 +244,9 @@ class _Recorder:
             logged = tracking.log_metrics(str(message["run_id"]), message["metrics"], self.uri)
             return {"ok": {"logged": logged}}
         if op == "track":
-            from mlci.training import reuse as trainings
+            from mlci.registry import runs
 
-            run_id = trainings.track_run(self.uri, **message["args"])
+            run_id = runs.track_run(self.uri, **message["args"])
             return {"ok": {"run_id": run_id}}
         return {"declined": f"unknown request {op!r}"}
 

@@ -21,6 +21,7 @@ from typing import Any
 from mlci.ci import CIContext
 from mlci.errors import DvcRemoteError, MlflowError
 from mlci.project import lineage, modelfile, remote, repro
+from mlci.registry import runs
 from mlci.settings.config import Settings
 
 
@@ -191,31 +192,7 @@ def _track(
     reply = recorder.request("track", settings.tracking_uri, args=args)
     if reply is not None:
         return str(reply["run_id"])
-    return track_run(settings.tracking_uri, **args)
-
-
-def track_run(
-    uri: str,
-    *,
-    root: str,
-    experiment: str,
-    own: str | None,
-    tags: dict[str, Any],
-    name: str,
-    params: dict[str, Any],
-    metrics: dict[str, float],
-) -> str:
-    """The MLflow half of :func:`_track`: the run ``own`` tagged when this store has it, else
-    a run recorded with the tags, params and metrics."""
-    from mlci.registry import models as registry
-    from mlci.registry import tracking
-
-    tracking.configure(uri)
-    if own is not None and registry.get_run(uri, own) is not None:
-        tracking.tag_run(own, tags, uri)
-        return own
-    exp = tracking.ensure_experiment(experiment, uri, Path(root))
-    return tracking.record_run(exp, uri, name, {**tags, "recorded": "true"}, params, metrics)
+    return runs.track_run(settings.tracking_uri, **args)
 
 
 @dataclass(frozen=True)

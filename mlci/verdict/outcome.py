@@ -2,7 +2,7 @@
 
 Each outcome carries everything that is said about it elsewhere: its ``verdict`` output value,
 its icon in the report, its check-run conclusion, its commit-status state and its exit code.
-Nothing else compares verdict strings. (``mlci monitor`` has its own ``monitor.Status``:
+Nothing else compares verdict strings. (``mlci monitor`` has its own ``monitor.result.Status``:
 healthy / drift / degraded / error, for a different question.)
 
 ``REPORTED`` is the neutral outcome of a check without gates: the metrics are reported, not
