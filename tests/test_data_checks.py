@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mlci.checks import drift, privacy
-from mlci.report.render import pii_section
+from mlci.report.data_sections import pii_section
 
 
 def _frame(seed: int = 0, n: int = 500, shift: float = 0.0) -> pd.DataFrame:

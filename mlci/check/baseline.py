@@ -13,6 +13,7 @@ from typing import Any
 
 from mlci import git
 from mlci.ci import CIContext
+from mlci.registry import runs
 from mlci.settings.config import Settings
 
 
@@ -51,7 +52,7 @@ def _from_registry(root: Path, settings: Settings, alias: str) -> Base:
     version = registry.alias_version(settings.tracking_uri, name, alias)
     if version is None:
         return Base(label=f"{name}@{alias}", sha=None, from_registry=True)
-    found = registry.run_metrics(settings.tracking_uri, version.run_id)
+    found = runs.run_metrics(settings.tracking_uri, version.run_id)
     sha = (version.tags or {}).get(f"{TAG_PREFIX}git_sha")
     return Base(
         label=f"{name}@{alias} (v{version.version})",

@@ -30,6 +30,7 @@ from mlci.errors import (
 )
 from mlci.monitor.result import Champion, Latency, MonitorResult, Status
 from mlci.project import repository
+from mlci.registry import runs
 from mlci.settings.config import Settings
 from mlci.settings.monitor import MonitorSettings
 from mlci.verdict import metrics
@@ -60,7 +61,7 @@ def champion(settings: Settings) -> Champion:
             except ValueError:
                 continue
     if not recorded:
-        recorded = registry.run_metrics(uri, mv.run_id)
+        recorded = runs.run_metrics(uri, mv.run_id)
     data = {k.removeprefix("data."): v for k, v in tags.items() if k.startswith("data.")}
     return Champion(
         name,

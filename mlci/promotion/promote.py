@@ -14,6 +14,7 @@ from mlci.ci import CIContext
 from mlci.errors import ConfigError, GateFailed
 from mlci.project import repro
 from mlci.promotion import note as promotion_note
+from mlci.registry import runs
 from mlci.report import publish
 from mlci.settings.config import Settings
 from mlci.verdict import metrics, outcome
@@ -55,14 +56,13 @@ def off_promote_branch(root: Path, settings: Settings, ctx: CIContext) -> Config
 
 def _logged_run(uri: str, settings: Settings, sha: str) -> Any | None:
     """The run that trained commit ``sha`` when it logged its model itself, else None."""
-    from mlci.registry import models as registry
     from mlci.registry.tracking import store_absent
 
     if store_absent(uri):
         return None  # no store, no run: said without loading MLflow (nothing to register)
 
-    run = registry.find_run(uri, settings.experiment, sha)
-    return run if run is not None and registry.has_model(uri, run) else None
+    run = runs.find_run(uri, settings.experiment, sha)
+    return run if run is not None and runs.has_model(uri, run) else None
 
 
 def promote(
@@ -107,7 +107,7 @@ def promote(
         on_step(registry.FOUND_RUN)
     on_stage("gate against champion")
     champion = registry.alias_version(uri, settings.model_name, registry.CHAMPION)
-    base = registry.run_metrics(uri, champion.run_id) if champion is not None else None
+    base = runs.run_metrics(uri, champion.run_id) if champion is not None else None
     head = dict(run.data.metrics) or trainings.file_metrics(root, training.lineage)
     comparison = metrics.compare(
         base,

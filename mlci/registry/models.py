@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mlci.errors import ConfigError, MlciError, MlflowError, first_line
-from mlci.registry.tracking import TAG_PREFIX, configure, unreachable
+from mlci.registry.tracking import TAG_PREFIX, mlflow_client, unreachable
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
@@ -55,87 +55,10 @@ class Rollback:
     after: str
 
 
-def _client(uri: str) -> Any:
-    configure(uri)
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(uri, registry_uri=uri)
-
-
-def find_run(uri: str, experiment: str, git_sha: str) -> Any | None:
-    """The newest finished MLflow run that trained this commit, or None."""
-    client = _client(uri)
-    try:
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            return None
-        runs = client.search_runs(
-            [exp.experiment_id],
-            f"tags.`{TAG_PREFIX}git_sha` = '{git_sha}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-    except Exception as exc:
-        raise unreachable(uri, exc) from None
-    return runs[0] if runs else None
-
-
-def find_run_by_key(uri: str, experiment: str, key: str) -> Any | None:
-    """The newest finished, trusted run of a training with these inputs (its ``dvc.lock``
-    key), whatever commit it ran on; None when no job shared one with this store."""
-    client = _client(uri)
-    try:
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            return None
-        runs = client.search_runs(
-            [exp.experiment_id],
-            f"tags.`{TAG_PREFIX}training_key` = '{key}' and tags.`{TAG_PREFIX}trusted` = 'true'"
-            " and attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-    except Exception as exc:
-        raise unreachable(uri, exc) from None
-    return runs[0] if runs else None
-
-
-def get_run(uri: str, run_id: str) -> Any | None:
-    """The run, or None when it is not in this store (it was tracked by another job's)."""
-    from mlci.registry.tracking import missing
-
-    client = _client(uri)
-    try:
-        return client.get_run(run_id)
-    except Exception as exc:
-        if missing(exc):
-            return None
-        raise unreachable(uri, exc) from None
-
-
-def has_model(uri: str, run: Any) -> bool:
-    """Whether the run holds a model at ``model`` (an MLflow 3 logged model or artifacts)."""
-    import mlflow
-
-    _client(uri)
-    try:
-        found = mlflow.search_logged_models(
-            experiment_ids=[run.info.experiment_id],
-            filter_string=f"source_run_id = '{run.info.run_id}' AND name = 'model'",
-            output_format="list",
-        )
-        if found:
-            return True
-        files = mlflow.artifacts.list_artifacts(run_id=run.info.run_id, artifact_path="model")
-    except Exception as exc:
-        raise unreachable(uri, exc) from None
-    return any(PurePosixPath(f.path).name == "MLmodel" for f in files)
-
-
 def alias_version(uri: str, name: str, alias: str) -> Any | None:
     from mlflow.exceptions import MlflowException
 
-    client = _client(uri)
+    client = mlflow_client(uri)
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
@@ -143,14 +66,6 @@ def alias_version(uri: str, name: str, alias: str) -> Any | None:
         if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         raise unreachable(uri, exc) from None
-    except Exception as exc:
-        raise unreachable(uri, exc) from None
-
-
-def run_metrics(uri: str, run_id: str) -> dict[str, float]:
-    client = _client(uri)
-    try:
-        return dict(client.get_run(run_id).data.metrics)
     except Exception as exc:
         raise unreachable(uri, exc) from None
 
@@ -325,7 +240,7 @@ def promote(
         if on_step is not None:
             on_step(what)
 
-    client = _client(uri)
+    client = mlflow_client(uri)
     try:
         try:
             client.create_registered_model(name)
@@ -359,7 +274,7 @@ def rollback(
     Every candidate newer than the target is marked rolled back, so a later promotion's
     convergence does not bring it back.
     """
-    client = _client(uri)
+    client = mlflow_client(uri)
     try:
         current = _alias(client, name, CHAMPION)
         if current is None:

@@ -253,3 +253,11 @@ def record_run(
     tag_run(run_id, tags, tracking_uri)
     log_metrics(run_id, {safe_key(k): v for k, v in metrics.items()}, tracking_uri)
     return run_id
+
+
+def mlflow_client(uri: str) -> Any:
+    """An MLflow client for ``uri``, its registry at the same URI (never an ambient one)."""
+    configure(uri)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri, registry_uri=uri)

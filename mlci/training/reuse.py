@@ -158,9 +158,8 @@ def _public(uri: str) -> str:
 
 
 def _record_from_server(settings: Settings, key: str) -> dict[str, Any] | None:
-    from mlci.registry import models as registry
 
-    run = registry.find_run_by_key(settings.tracking_uri, settings.experiment, key)
+    run = runs.find_run_by_key(settings.tracking_uri, settings.experiment, key)
     if run is None:
         return None
     tags = run.data.tags
@@ -215,17 +214,16 @@ def for_promotion(
     training with the same inputs (any commit: the PR's), else the run the training facts
     name, else a run recorded here from the restored outputs. Its model is logged from the
     declared files when the run has none."""
-    from mlci.registry import models as registry
     from mlci.registry import tracking
 
     uri = settings.tracking_uri
     lin = lineage.read(root, model.path)
     ran = lin.stage is not None and lin.stage in reproduced.ran
     tags = _tags(lin, ctx, sha, trusted=True)
-    run = registry.find_run(uri, settings.experiment, sha)
+    run = runs.find_run(uri, settings.experiment, sha)
     reused: dict[str, Any] | None = None
     if run is None and lin.key and not ran:
-        run = registry.find_run_by_key(uri, settings.experiment, lin.key)
+        run = runs.find_run_by_key(uri, settings.experiment, lin.key)
         if run is not None:
             reused = {
                 "run_id": run.info.run_id,
@@ -236,7 +234,7 @@ def for_promotion(
             reused = remote.read_record(root, lin.key, settings.dvc_remote)
     if run is None and not ran:
         own = _facts_run(root, settings)
-        run = registry.get_run(uri, own) if own else None
+        run = runs.get_run(uri, own) if own else None
     if run is None:
         tracking.configure(uri)
         exp = tracking.ensure_experiment(settings.experiment, uri, root)
@@ -249,11 +247,11 @@ def for_promotion(
         run_id = str(run.info.run_id)
         keep = {k: v for k, v in tags.items() if k not in ("git_sha", "pr", "trusted")}
         tracking.tag_run(run_id, keep, uri)
-    run = registry.get_run(uri, run_id)
-    if run is not None and not registry.has_model(uri, run):
+    run = runs.get_run(uri, run_id)
+    if run is not None and not runs.has_model(uri, run):
         kind = modelfile.log(root, model, run_id)
         tracking.tag_run(run_id, {"model_flavour": kind, "model_path": model.path}, uri)
-        run = registry.get_run(uri, run_id)
+        run = runs.get_run(uri, run_id)
     if run is None:
         raise MlflowError(
             f"the MLflow run for {model.path} vanished from {_public(uri)} while promoting",
