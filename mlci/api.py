@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.project.data import file_md5
+from mlci.registry import tags as vocab
 from mlci.registry import tracking
 from mlci.settings import config
 from mlci.training.gpu import GpuSampler
@@ -90,11 +91,16 @@ def training_run(
     facts = git_facts(base)
     sampler = GpuSampler().start()
     with tracking.run(exp, uri, name or f"script-{(facts.get('git_sha') or 'local')[:8]}") as r:
-        tags: dict[str, Any] = {k: facts.get(k) for k in ("git_sha", "branch", "pr")}
-        tags.update({f"data.{p}": file_md5(base / p) for p in data if (base / p).is_file()})
-        tags.update({f"env.{k}": v for k, v in environment().items()})
-        tags["seed"] = seed
-        tracking.set_tags(tags)
+        tracking.set_tags(
+            vocab.trainer_run(
+                git_sha=facts.get("git_sha"),
+                branch=facts.get("branch"),
+                pr=facts.get("pr"),
+                data={p: file_md5(base / p) for p in data if (base / p).is_file()},
+                environment=environment(),
+                seed=seed,
+            )
+        )
         if params:
             tracking.log_params(flatten(dict(params)))
         run = TrainingRun(r.info.run_id, uri, base / metrics_path)
@@ -103,6 +109,6 @@ def training_run(
         finally:
             run.gpu = sampler.stop()
             if run.gpu.get("available"):
-                tracking.set_tags({"gpu": run.gpu["gpus"][0]["name"]})
+                tracking.set_tags(vocab.gpu(run.gpu["gpus"][0]["name"]))
             if run.metrics:
                 write_metrics(run.metrics_path, run.metrics)

@@ -168,6 +168,21 @@ def test_identical_data_is_healthy_with_zero_drift(project: Workspace) -> None:
     assert f"`{MODEL}` v1 (`champion`)" in run.stdout
 
 
+def test_step_summary_false_holds_for_the_monitor(project: Workspace) -> None:
+    """The monitor writes the job summary through the same sequence as the PR check and the
+    promotion note: `step_summary: false` (here the action input's MLCI_STEP_SUMMARY) holds."""
+    summary = project.work / "summary-monitor.md"
+    for wanted in ("false", "true"):
+        summary.unlink(missing_ok=True)
+        env = {"GITHUB_STEP_SUMMARY": str(summary), "MLCI_STEP_SUMMARY": wanted}
+        run = project.mlci(
+            project.project, "monitor", "--snapshot", "data/snapshots/same.csv", **env
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert summary.exists() == (wanted == "true"), wanted
+    assert "mlci monitor: healthy" in summary.read_text(encoding="utf-8")
+
+
 def test_drift_opens_one_issue_a_rerun_updates_it_and_healthy_closes_it(
     project: Workspace, github: FakeGitHub
 ) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from mlci.errors import MlflowError
 from mlci.project import lineage
+from mlci.registry import tags as vocab
 from mlci.training import leftovers, recorder
 
 from conftest import Workspace
@@ -44,7 +45,7 @@ def test_a_run_recorded_through_the_recorder_is_a_whole_run(tmp_path: Path) -> N
     with recorder.serving(uri, "e", tmp_path) as path:
         assert os.environ[recorder.RECORDER_ENV] == path and recorder.available()
         remote = recorder.Remote(uri, "other-experiment", tmp_path)
-        ids = remote.finish("n", {"seed": 1}, {"task": "t"}, export)
+        ids = remote.finish("n", {"seed": 1}, {vocab.TASK: "t"}, export)
         assert remote.where == "mlci run's recorder"
         logged = recorder.request(
             "log_metrics", uri, run_id=ids["mlflow_run_id"], metrics={"accuracy": 0.75}
@@ -292,7 +293,7 @@ def test_a_pr_check_records_training_and_evaluation_through_its_recorder(
     run = MlflowClient(workspace.tracking_uri).get_run(facts["mlflow_run_id"])
     assert {"accuracy", "roc_auc"} <= set(run.data.metrics)
     key = lineage.read(clone, "models/model.pkl").key
-    assert key and run.data.tags.get(f"mlci.{lineage.KEY_TAG}") == key, sorted(run.data.tags)
+    assert key and run.data.tags.get(vocab.TRAINING_KEY) == key, sorted(run.data.tags)
     # every `import mlflow` in the log is the recorder's own: exactly one process imported it
     assert log.count("| mlflow\n") == 1, log.count("| mlflow\n")
 
@@ -317,7 +318,7 @@ def test_a_projects_own_script_is_recorded_through_the_recorder(tmp_path: Path) 
     client = MlflowClient(uri)
     [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
     key = lineage.read(job, "models/clf.pkl").key
-    assert key and run.data.tags[f"mlci.{lineage.KEY_TAG}"] == key
+    assert key and run.data.tags[vocab.TRAINING_KEY] == key
     assert run.data.tags["mlci.recorded"] == "true" and run.data.tags["mlci.pr"] == "5"
     assert run.data.params == {"model.C": "0.3"}
     assert run.data.metrics == {"quality.accuracy": pytest.approx(_accuracy(job)), "rows": 40.0}

@@ -23,9 +23,10 @@ pytestmark = pytest.mark.slow
 
 PROMOTE = """
 import sys
+from mlci.registry import tags as vocab
 from mlci.registry.models import promote
 uri, name, run_id, sha, t = sys.argv[1:6]
-p = promote(uri, name, run_id, sha, {"commit_time": t})
+p = promote(uri, name, run_id, sha, {vocab.COMMIT_TIME: t})
 print(p.version, p.created)
 """
 
@@ -189,6 +190,7 @@ def test_server_death_at_each_promotion_step(
     from mlci.errors import EXIT_EXTERNAL, MlflowError
     from mlci.promotion import promote as promotion
     from mlci.registry import models as registry
+    from mlci.registry import tags as vocab
     from mlci.settings.config import Gate, Settings
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a dead server fails at once
@@ -231,7 +233,7 @@ def test_server_death_at_each_promotion_step(
                 gates=(Gate("accuracy", abs_tol=0.02),),
                 comment=False,
             )
-            old_time = {"commit_time": mgit.commit_time(repo, old_sha)}
+            old_time = {vocab.COMMIT_TIME: str(mgit.commit_time(repo, old_sha))}
             assert registry.promote(server.url, name, runs[0], old_sha, old_time).champion == "1"
             dead: list[str] = []
             with pytest.raises(MlflowError) as stopped:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from mlci.errors import ConfigError, MlflowError
+from mlci.registry import tags as vocab
 from mlci.settings.config import load
 
 
@@ -215,7 +216,7 @@ def test_in_process_recording_matches_the_worker(tmp_path: Path) -> None:
     model = DummyClassifier().fit([[0], [1]], [0, 1])
     SklearnTrainer().export_model(model, export).save(export)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ids = worker.InProcess(uri, "e", tmp_path).finish("n", {"seed": 1}, {"task": "t"}, export)
+    ids = worker.InProcess(uri, "e", tmp_path).finish("n", {"seed": 1}, {vocab.TASK: "t"}, export)
     run = mlflow.tracking.MlflowClient(uri).get_run(ids["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.info.run_name == "n"
     assert run.data.params == {"seed": "1"} and run.data.tags["mlci.task"] == "t"

@@ -211,7 +211,7 @@ def test_api_for_own_training_scripts(example: Path) -> None:
         ["git", "rev-parse", "HEAD"], cwd=example, capture_output=True, text=True, check=True
     ).stdout.strip()
     assert run.data.tags["mlci.git_sha"] == sha
-    assert run.data.tags["mlci.data.data/diabetes.csv"]
+    assert run.data.tags["mlci.lineage.data.data/diabetes.csv"]
     assert run.data.metrics["nested.auc"] == 0.8
     assert run.data.params["C"] == "1.0"
 
@@ -596,7 +596,8 @@ def test_mlflow_run_records_params_metrics_lineage_and_model(
     assert tags["mlci.pr"] == "17"
     assert tags["mlci.backend"] == "sklearn" and tags["mlci.task"] == "classification"
     assert tags["mlci.device"] == "cpu"
-    assert tags["mlci.data.data/diabetes.csv"] == data_md5
+    assert tags["mlci.lineage.data.data/diabetes.csv"] == data_md5
+    assert tags["mlci.schema"] == "1"
     assert tags["mlci.gpu"] == (gpu["gpus"][0]["name"] if gpu["available"] else gpu["reason"])
     assert tags["mlci.env.python"] == platform.python_version()
     assert tags["mlci.env.platform"] == platform.platform()

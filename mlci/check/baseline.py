@@ -46,14 +46,14 @@ def resolve(root: Path, settings: Settings, rev: str) -> Base:
 
 def _from_registry(root: Path, settings: Settings, alias: str) -> Base:
     from mlci.registry import models as registry
-    from mlci.registry.tracking import TAG_PREFIX
+    from mlci.registry import tags as vocab
 
     name = settings.model_name
     version = registry.alias_version(settings.tracking_uri, name, alias)
     if version is None:
         return Base(label=f"{name}@{alias}", sha=None, from_registry=True)
     found = runs.run_metrics(settings.tracking_uri, version.run_id)
-    sha = (version.tags or {}).get(f"{TAG_PREFIX}git_sha")
+    sha = vocab.git_sha(version.tags)
     return Base(
         label=f"{name}@{alias} (v{version.version})",
         sha=sha if sha and git.fetch_commit(root, sha) else None,

@@ -15,6 +15,7 @@ from mlci.ci import CIContext
 from mlci.errors import MlciError
 from mlci.markdown import inert
 from mlci.monitor import report as monitor_report
+from mlci.report.publish import to_step_summary
 from mlci.settings.config import Settings
 from mlci.settings.monitor import MonitorSettings
 
@@ -63,8 +64,7 @@ def publish(
             result.publish_error = exc
     markdown = monitor_report.render(result, history, links=links)
     result.report_path = write_report(root, result, markdown)
-    if ctx.step_summary:
-        github.write_step_summary(ctx.step_summary, markdown)
+    to_step_summary(settings, ctx, markdown)  # `step_summary: false` holds here too
     if ctx.output:
         github.write_outputs(
             ctx.output,

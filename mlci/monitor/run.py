@@ -36,14 +36,16 @@ from mlci.settings.monitor import MonitorSettings
 from mlci.verdict import metrics
 
 OnStage = Callable[[str], None]
+TABLES = (".csv", ".parquet", ".pq")  # the files a reference or a snapshot may be
 
 # -- the stages -------------------------------------------------------------------------------
 
 
 def champion(settings: Settings) -> Champion:
-    """The model version ``champion`` points at, with the lineage its promotion recorded."""
+    """The model version ``champion`` points at, with the lineage its promotion recorded
+    (read through the registry's one vocabulary, whichever way it was promoted)."""
     from mlci.registry import models as registry
-    from mlci.registry.tracking import TAG_PREFIX
+    from mlci.registry import tags as vocab
 
     uri, name = settings.tracking_uri, settings.model_name
     mv = registry.alias_version(uri, name, registry.CHAMPION)
@@ -52,26 +54,16 @@ def champion(settings: Settings) -> Champion:
             f"model '{name}' has no '{registry.CHAMPION}' to monitor",
             fix="promote a model first (`mlci promote` after a merge)",
         )
-    tags = {k.removeprefix(TAG_PREFIX): str(v) for k, v in (mv.tags or {}).items()}
-    recorded = {}
-    for key, value in tags.items():
-        if key.startswith("metric."):
-            try:
-                recorded[key.removeprefix("metric.")] = float(value)
-            except ValueError:
-                continue
-    if not recorded:
-        recorded = runs.run_metrics(uri, mv.run_id)
-    data = {k.removeprefix("data."): v for k, v in tags.items() if k.startswith("data.")}
+    recorded = vocab.read_metrics(mv.tags) or runs.run_metrics(uri, mv.run_id)
     return Champion(
         name,
         str(mv.version),
         str(mv.run_id),
-        tags.get("git_sha"),
-        data,
+        vocab.git_sha(mv.tags),
+        vocab.training_data(mv.tags),
         recorded,
-        tags.get("backend", "sklearn"),
-        tags.get("task", "classification"),
+        vocab.backend(mv.tags) or "sklearn",
+        vocab.task(mv.tags) or "classification",
     )
 
 
@@ -92,10 +84,11 @@ def reference(root: Path, champ: Champion, path: str | None = None) -> tuple[str
 
     if not champ.data or champ.git_sha is None:
         raise ConfigError(
-            f"{champ.name} v{champ.version} has no lineage tags (git_sha, data.*)",
+            f"{champ.name} v{champ.version} has no lineage (its commit and training data)",
             fix="promote with mlci (`mlci promote`), which records them",
         )
-    path = path or next(iter(champ.data))
+    tables = [p for p in champ.data if p.endswith(TABLES)]
+    path = path or next(iter(tables or champ.data))
     if path not in champ.data:
         raise ConfigError(
             f"{champ.name} v{champ.version} was not trained on {path}",
@@ -133,9 +126,7 @@ def snapshot(root: Path, path: str) -> Any:
                     fix="check `dvc remote list` and that the snapshot was pushed",
                 ) from None
     if target.is_dir():
-        files = sorted(
-            p for p in target.rglob("*") if p.suffix in (".csv", ".parquet", ".pq") and p.is_file()
-        )
+        files = sorted(p for p in target.rglob("*") if p.suffix in TABLES and p.is_file())
         if not files:
             raise ConfigError(f"snapshot {path} holds no CSV or Parquet file", fix="check it")
         return pd.concat([_frame(p.read_bytes(), p.name) for p in files], ignore_index=True)
@@ -166,22 +157,41 @@ def _load_model(settings: Settings, champ: Champion) -> Any:
         raise unreachable(settings.tracking_uri, exc) from None
 
 
-def features(model: Any, ref: Any, label: str, drop: tuple[str, ...]) -> Any:
+def features(model: Any, ref: Any, label: str | None, drop: tuple[str, ...]) -> Any:
     """The snapshot's (or reference's) model input: the training's one-hot encoding, columns
     in the order the model was fit with."""
     import pandas as pd
 
     names = getattr(model, "feature_names_in_", None)
     if names is None:
-        names = pd.get_dummies(ref.drop(columns=[label, *drop], errors="ignore")).columns
+        names = pd.get_dummies(ref.drop(columns=_not_inputs(label, drop), errors="ignore")).columns
     return list(names)
 
 
-def _inputs(frame: Any, columns: list[str], label: str, drop: tuple[str, ...]) -> Any:
+def _not_inputs(label: str | None, drop: tuple[str, ...]) -> list[str]:
+    return [*([label] if label else []), *drop]
+
+
+def _inputs(frame: Any, columns: list[str], label: str | None, drop: tuple[str, ...]) -> Any:
     import pandas as pd
 
-    x = pd.get_dummies(frame.drop(columns=[label, *drop], errors="ignore"), dtype=float)
+    x = pd.get_dummies(frame.drop(columns=_not_inputs(label, drop), errors="ignore"), dtype=float)
     return x.reindex(columns=columns, fill_value=0.0)
+
+
+def trainer_hints(root: Path, settings: Settings) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """The training data, label and dropped columns ``train:`` names when mlci's trainer
+    trains the project; none for a project's own training (its lineage names the data,
+    ``monitor.label`` the label)."""
+    from mlci.settings.config import load_yaml
+    from mlci.training.base import train_params
+
+    path = root / settings.params_file
+    doc = load_yaml(path) if path.is_file() else None
+    if not isinstance(doc, dict) or doc.get("train") is None:
+        return None, None, ()
+    tp = train_params(root, settings.params_file)
+    return tp.data, tp.target, tp.drop
 
 
 def score(trainer: Any, model: Any, x: Any, y: Any, task: str) -> dict[str, float]:
@@ -216,7 +226,7 @@ def check(
     on_stage: OnStage = lambda _: None,
 ) -> MonitorResult:
     """Drift, accuracy and latency of the champion on the snapshot; raises on an error."""
-    from mlci.training.base import get_trainer, train_params
+    from mlci.training.base import get_trainer
 
     if not ms.snapshot:
         raise ConfigError(
@@ -227,33 +237,43 @@ def check(
     on_stage("champion")
     champ = result.champion = champion(settings)
     on_stage("reference data")
-    tp = train_params(root, settings.params_file)
-    _, ref = reference(root, champ, tp.data if tp.data in champ.data else None)
+    data, target, drop = trainer_hints(root, settings)
+    _, ref = reference(root, champ, data if data in champ.data else None)
     on_stage("snapshot")
     snap = snapshot(root, ms.snapshot)
     result.rows = len(snap)
     on_stage("drift")
     result.thresholds = settings.drift
     result.drift = compare_frames(ms.snapshot, ref, snap, result.thresholds)
-    label = ms.label or tp.target
+    label = ms.label or target
     result.labelled = label in snap.columns and bool(snap[label].notna().any())
-    if label not in snap.columns:
+    if label is None:
+        result.notes.append("no label column is known (set monitor.label): accuracy not judged")
+    elif label not in snap.columns:
         result.notes.append(f"no label column '{label}' in the snapshot: accuracy not judged")
     on_stage("champion on the snapshot")
     model = _load_model(settings, champ)
     trainer = get_trainer(champ.backend)
-    x = _inputs(snap, features(model, ref, label, tp.drop), label, tp.drop)
-    if result.labelled:
-        labelled = snap[label].notna().to_numpy()
-        head = score(trainer, model, x[labelled], snap[label][labelled], champ.task)
-        result.comparison = metrics.compare(
-            champ.metrics,
-            head,
-            ms.gates if ms.gates is not None else settings.gates,
-            base_rev=f"{champ.name} v{champ.version} at promotion",
-        )
+    x = _inputs(snap, features(model, ref, label, drop), label, drop)
     gate = ms.latency
-    result.latency = latency(trainer, model, x, gate.batch_rows, gate.batches)
+    try:
+        if result.labelled and label is not None:
+            labelled = snap[label].notna().to_numpy()
+            head = score(trainer, model, x[labelled], snap[label][labelled], champ.task)
+            result.comparison = metrics.compare(
+                champ.metrics,
+                head,
+                ms.gates if ms.gates is not None else settings.gates,
+                base_rev=f"{champ.name} v{champ.version} at promotion",
+            )
+        result.latency = latency(trainer, model, x, gate.batch_rows, gate.batches)
+    except MlciError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"{champ.name} v{champ.version} cannot predict on {ms.snapshot}: {first_line(exc)}",
+            fix="set monitor.label to the snapshot's label column, so it is not an input",
+        ) from None
     result.latency_breaches = gate.breaches(result.latency.p50_ms, result.latency.p95_ms)
     result.status = status_of(result)
     return result

@@ -15,6 +15,7 @@ from mlci.errors import ConfigError, GateFailed
 from mlci.project import repro
 from mlci.promotion import note as promotion_note
 from mlci.registry import runs
+from mlci.registry import tags as vocab
 from mlci.report import publish
 from mlci.settings.config import Settings
 from mlci.verdict import metrics, outcome
@@ -132,22 +133,18 @@ def promote(
         facts = dataclasses.replace(facts, refused=True)
         return _noted(settings, ctx, facts, None, refused, on_stage)
     on_stage("register")
-    run_tags = {
-        k.removeprefix("mlci."): v
-        for k, v in run.data.tags.items()
-        if k.startswith("mlci.") and k not in ("mlci.git_sha", "mlci.branch", "mlci.pr")
-    }
-    tags = {
-        **run_tags,
-        "branch": branch,
-        "pr": ctx.pr_number,
-        "run_id": run.info.run_id,
-        "promoted_by": ctx.actor,
-        "commit_time": git.commit_time(root, sha),
-    }
-    tags.update({f"metric.{k}": v for k, v in head.items()})
-    tags.update(training.lineage.tags())
-    tags["training"] = training.sentence()
+    tags = vocab.version(
+        run.data.tags,
+        git_sha=sha,
+        branch=branch,
+        pr=ctx.pr_number,
+        run_id=run.info.run_id,
+        promoted_by=ctx.actor,
+        commit_time=git.commit_time(root, sha),
+        metrics=head,
+        lin=training.lineage,
+        training_sentence=training.sentence(),
+    )
     p = registry.promote(uri, settings.model_name, run.info.run_id, sha, tags, on_step)
     facts = dataclasses.replace(
         facts, version=p.version, created=p.created, champion=p.champion, previous=p.previous

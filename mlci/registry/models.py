@@ -5,7 +5,7 @@ Each version carries tags that lead back to its commit, PR, data and training ru
 
 A promotion that stops anywhere (the tracking server dies, the job is cancelled) leaves
 ``champion`` where it was or fully moved, never on a version whose model files are missing:
-a version becomes a candidate (tag ``mlci.promoted``) only after its registration finished
+a version becomes a candidate (:data:`tags.PROMOTED`) only after its registration finished
 and its files were found, ``champion`` is written last, and a re-run resumes from any step.
 """
 
@@ -21,7 +21,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mlci.errors import ConfigError, MlciError, MlflowError, first_line
-from mlci.registry.tracking import TAG_PREFIX, mlflow_client, unreachable
+from mlci.registry import tags as vocab
+from mlci.registry.tracking import mlflow_client, unreachable
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
@@ -70,13 +71,8 @@ def alias_version(uri: str, name: str, alias: str) -> Any | None:
         raise unreachable(uri, exc) from None
 
 
-def _tag(version: Any, key: str) -> str | None:
-    value = (version.tags or {}).get(f"{TAG_PREFIX}{key}")
-    return None if value is None else str(value)
-
-
 def _order(version: Any) -> tuple[int, int]:
-    return int(_tag(version, "commit_time") or 0), int(version.version)
+    return vocab.commit_time(version.tags), int(version.version)
 
 
 def _versions(client: Any, name: str) -> list[Any]:
@@ -88,9 +84,7 @@ def candidates(client: Any, name: str) -> list[Any]:
     found = [
         v
         for v in _versions(client, name)
-        if _tag(v, "promoted") == "true"
-        and _tag(v, "rolled_back") != "true"
-        and str(getattr(v, "status", None) or "READY") == "READY"
+        if vocab.is_candidate(v.tags) and str(getattr(v, "status", None) or "READY") == "READY"
     ]
     return sorted(found, key=_order)
 
@@ -156,8 +150,13 @@ def converge(
 
 def _mine(client: Any, name: str, git_sha: str) -> list[Any]:
     """This commit's versions, lowest first."""
-    found = [v for v in _versions(client, name) if _tag(v, "git_sha") == git_sha]
+    found = [v for v in _versions(client, name) if vocab.git_sha(v.tags) == git_sha]
     return sorted(found, key=lambda v: int(v.version))
+
+
+def _set(client: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
 
 
 def _check_files(client: Any, name: str, version: Any) -> None:
@@ -186,7 +185,7 @@ def _register(
     name: str,
     run_id: str,
     git_sha: str,
-    tags: Mapping[str, Any],
+    tags: Mapping[str, str],
     on_step: OnStep = _no_step,
 ) -> tuple[str, bool]:
     """The version for this commit, registered now or before, made a candidate for champion.
@@ -199,8 +198,7 @@ def _register(
     mine = _mine(client, name, git_sha)
     created = False
     if not mine:
-        all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items() if v is not None}
-        all_tags[f"{TAG_PREFIX}git_sha"] = git_sha
+        all_tags = {**tags, **vocab.commit(git_sha)}
         mv = mlflow.register_model(f"runs:/{run_id}/model", name, tags=all_tags)
         on_step(REGISTERED)
         mine = _mine(client, name, git_sha) or [mv]
@@ -211,9 +209,9 @@ def _register(
     chosen = mine[0]
     # Only now, with its registration finished and its files there, may it become a
     # candidate for champion. A version that already is one (or was rolled back) stays so.
-    if _tag(chosen, "promoted") != "true":
+    if not vocab.promoted(chosen.tags):
         _check_files(client, name, chosen)
-        client.set_model_version_tag(name, str(chosen.version), f"{TAG_PREFIX}promoted", "true")
+        _set(client, name, str(chosen.version), vocab.candidate())
     on_step(CANDIDATE)
     return str(chosen.version), created
 
@@ -223,10 +221,11 @@ def promote(
     name: str,
     run_id: str,
     git_sha: str,
-    tags: Mapping[str, Any],
+    tags: Mapping[str, str],
     on_step: OnStep | None = None,
 ) -> Promotion:
-    """Register ``run_id``'s model (once per commit) and converge the aliases.
+    """Register ``run_id``'s model (once per commit, with ``tags``: :func:`vocab.version`)
+    and converge the aliases.
 
     ``on_step`` hears each step as it completes (``REGISTERED``, ``CANDIDATE``,
     ``CONVERGING``); the error of a promotion that stopped names the last one.
@@ -299,19 +298,12 @@ def rollback(
         chosen = versions[target]
         for v in candidates(client, name):
             if _order(v) > _order(chosen):
-                client.set_model_version_tag(name, v.version, f"{TAG_PREFIX}rolled_back", "true")
-        client.set_model_version_tag(name, target, f"{TAG_PREFIX}promoted", "true")
-        client.set_model_version_tag(name, target, f"{TAG_PREFIX}rolled_back", "false")
-        for key, value in (
-            ("by", who),
-            ("at", when),
-            ("reason", reason),
-            ("from_version", current),
-        ):
-            client.set_model_version_tag(name, target, f"{TAG_PREFIX}rollback.{key}", value)
-        client.set_registered_model_tag(
-            name, f"{TAG_PREFIX}last_rollback", f"{current}->{target} by {who} at {when}: {reason}"
-        )
+                _set(client, name, str(v.version), vocab.rolled_back())
+        restored = vocab.restored(by=who, at=when, reason=reason, from_version=current)
+        _set(client, name, target, restored)
+        last = vocab.last_rollback(current, target, by=who, at=when, reason=reason)
+        for key, value in last.items():
+            client.set_registered_model_tag(name, key, value)
         champion, _ = converge(client, name)
     except MlciError:
         raise
@@ -325,12 +317,11 @@ def lineage(uri: str, name: str, alias: str = CHAMPION) -> dict[str, Any]:
     mv = alias_version(uri, name, alias)
     if mv is None:
         raise ConfigError(f"model '{name}' has no alias '{alias}'", fix="promote a model first")
-    tags = {k.removeprefix(TAG_PREFIX): v for k, v in (mv.tags or {}).items()}
     return {
         "name": name,
         "alias": alias,
         "version": str(mv.version),
         "run_id": mv.run_id,
         "source": mv.source,
-        **tags,
+        **vocab.describe(mv.tags),
     }

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mlci.registry.tracking import TAG_PREFIX, mlflow_client, unreachable
+from mlci.registry import tags as vocab
+from mlci.registry.tracking import mlflow_client, unreachable
 
 
 def track_run(
@@ -14,7 +15,7 @@ def track_run(
     root: str,
     experiment: str,
     own: str | None,
-    tags: dict[str, Any],
+    tags: dict[str, str],
     name: str,
     params: dict[str, Any],
     metrics: dict[str, float],
@@ -28,7 +29,7 @@ def track_run(
         tracking.tag_run(own, tags, uri)
         return own
     exp = tracking.ensure_experiment(experiment, uri, Path(root))
-    return tracking.record_run(exp, uri, name, {**tags, "recorded": "true"}, params, metrics)
+    return tracking.record_run(exp, uri, name, {**tags, **vocab.recorded()}, params, metrics)
 
 
 def find_run(uri: str, experiment: str, git_sha: str) -> Any | None:
@@ -40,7 +41,7 @@ def find_run(uri: str, experiment: str, git_sha: str) -> Any | None:
             return None
         runs = client.search_runs(
             [exp.experiment_id],
-            f"tags.`{TAG_PREFIX}git_sha` = '{git_sha}'",
+            vocab.where(vocab.GIT_SHA, git_sha),
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -59,7 +60,7 @@ def find_run_by_key(uri: str, experiment: str, key: str) -> Any | None:
             return None
         runs = client.search_runs(
             [exp.experiment_id],
-            f"tags.`{TAG_PREFIX}training_key` = '{key}' and tags.`{TAG_PREFIX}trusted` = 'true'"
+            f"{vocab.where(vocab.TRAINING_KEY, key)} and {vocab.where(vocab.TRUSTED, 'true')}"
             " and attributes.status = 'FINISHED'",
             order_by=["attributes.start_time DESC"],
             max_results=1,

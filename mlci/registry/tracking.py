@@ -10,8 +10,6 @@ from typing import Any
 
 from mlci.errors import MlflowError
 
-TAG_PREFIX = "mlci."
-
 
 def configure(tracking_uri: str) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -161,11 +159,12 @@ def log_params(params: Mapping[str, Any]) -> None:
         raise unreachable(mlflow.get_tracking_uri(), exc) from None
 
 
-def set_tags(tags: Mapping[str, Any]) -> None:
+def set_tags(tags: Mapping[str, str]) -> None:
+    """Set tags (full names, from :mod:`mlci.registry.tags`) on the active run."""
     import mlflow
 
     try:
-        mlflow.set_tags({f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items() if v is not None})
+        mlflow.set_tags(dict(tags))
     except Exception as exc:
         raise unreachable(mlflow.get_tracking_uri(), exc) from None
 
@@ -211,16 +210,12 @@ def safe_key(key: str) -> str:
     return re.sub(r"[^\w./ -]", "_", key)[:250]
 
 
-def tag_run(run_id: str, tags: Mapping[str, Any], tracking_uri: str) -> None:
-    """Set mlci's tags on an existing run (finished or not)."""
+def tag_run(run_id: str, tags: Mapping[str, str], tracking_uri: str) -> None:
+    """Set mlci's tags (full names, from :mod:`mlci.registry.tags`) on an existing run."""
     from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
 
-    batch = [
-        RunTag(safe_key(f"{TAG_PREFIX}{k}"), str(v)[:5000])
-        for k, v in tags.items()
-        if v is not None
-    ]
+    batch = [RunTag(safe_key(k), str(v)[:5000]) for k, v in tags.items()]
     try:
         MlflowClient(tracking_uri).log_batch(run_id, tags=batch)
     except Exception as exc:
@@ -231,7 +226,7 @@ def record_run(
     experiment_id: str,
     tracking_uri: str,
     name: str,
-    tags: Mapping[str, Any],
+    tags: Mapping[str, str],
     params: Mapping[str, Any],
     metrics: Mapping[str, Any],
 ) -> str:

@@ -22,6 +22,7 @@ from mlci.ci import CIContext
 from mlci.errors import DvcRemoteError, MlflowError
 from mlci.project import lineage, modelfile, remote, repro
 from mlci.registry import runs
+from mlci.registry import tags as vocab
 from mlci.settings.config import Settings
 
 
@@ -89,13 +90,8 @@ def file_metrics(root: Path, lin: lineage.Lineage) -> dict[str, float]:
     return out
 
 
-def _tags(lin: lineage.Lineage, ctx: CIContext, sha: str | None, trusted: bool) -> dict[str, Any]:
-    return {
-        **lin.tags(),
-        "trusted": "true" if trusted else "false",
-        "git_sha": sha,
-        "pr": ctx.pr_number,
-    }
+def _tags(lin: lineage.Lineage, ctx: CIContext, sha: str | None, trusted: bool) -> dict[str, str]:
+    return vocab.training(lin, trusted=trusted, git_sha=sha, pr=ctx.pr_number)
 
 
 def _facts_run(root: Path, settings: Settings) -> str | None:
@@ -162,17 +158,11 @@ def _record_from_server(settings: Settings, key: str) -> dict[str, Any] | None:
     run = runs.find_run_by_key(settings.tracking_uri, settings.experiment, key)
     if run is None:
         return None
-    tags = run.data.tags
-    return {
-        "run_id": run.info.run_id,
-        "pr": tags.get("mlci.pr"),
-        "git_sha": tags.get("mlci.git_sha"),
-        "key": key,
-    }
+    return {"run_id": run.info.run_id, **vocab.origin(run.data.tags), "key": key}
 
 
 def _track(
-    root: Path, settings: Settings, lin: lineage.Lineage, tags: dict[str, Any], sha: str | None
+    root: Path, settings: Settings, lin: lineage.Lineage, tags: dict[str, str], sha: str | None
 ) -> str:
     """Tag the run the training stage logged in this job (mlci's trainer, ``mlci.api``), or
     record one for a project's own script; returns its id. Through the check's recorder when
@@ -225,11 +215,7 @@ def for_promotion(
     if run is None and lin.key and not ran:
         run = runs.find_run_by_key(uri, settings.experiment, lin.key)
         if run is not None:
-            reused = {
-                "run_id": run.info.run_id,
-                "pr": run.data.tags.get("mlci.pr"),
-                "git_sha": run.data.tags.get("mlci.git_sha"),
-            }
+            reused = {"run_id": run.info.run_id, **vocab.origin(run.data.tags)}
         else:
             reused = remote.read_record(root, lin.key, settings.dvc_remote)
     if run is None and not ran:
@@ -239,18 +225,17 @@ def for_promotion(
         tracking.configure(uri)
         exp = tracking.ensure_experiment(settings.experiment, uri, root)
         name = f"{lin.stage or 'model'}-{sha[:8]}"
-        extra = {"recorded": "true", "reused_run": (reused or {}).get("run_id")}
+        extra = vocab.recorded((reused or {}).get("run_id"))
         run_id = tracking.record_run(
             exp, uri, name, {**tags, **extra}, lin.params, file_metrics(root, lin)
         )
     else:
         run_id = str(run.info.run_id)
-        keep = {k: v for k, v in tags.items() if k not in ("git_sha", "pr", "trusted")}
-        tracking.tag_run(run_id, keep, uri)
+        tracking.tag_run(run_id, vocab.training(lin), uri)  # not this job's commit nor trust
     run = runs.get_run(uri, run_id)
     if run is not None and not runs.has_model(uri, run):
         kind = modelfile.log(root, model, run_id)
-        tracking.tag_run(run_id, {"model_flavour": kind, "model_path": model.path}, uri)
+        tracking.tag_run(run_id, vocab.model_file(kind, model.path), uri)
         run = runs.get_run(uri, run_id)
     if run is None:
         raise MlflowError(

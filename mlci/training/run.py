@@ -21,6 +21,7 @@ from typing import Any
 from mlci import git
 from mlci.errors import ConfigError, MlciError
 from mlci.project.data import file_md5
+from mlci.registry import tags as vocab
 from mlci.registry import tracking
 from mlci.settings.config import Settings
 from mlci.training import recorder, worker
@@ -245,19 +246,18 @@ def _run_params(params: TrainParams, facts: TrainingFacts) -> dict[str, Any]:
     )
 
 
-def _run_tags(facts: TrainingFacts) -> dict[str, Any]:
-    tags: dict[str, Any] = {
-        "git_sha": facts.git_sha,
-        "branch": facts.branch,
-        "pr": facts.pr,
-        "device": facts.device,
-        "backend": facts.backend,
-        "task": facts.task,
-    }
-    tags.update({f"data.{p}": h for p, h in facts.data.items()})
-    tags.update({f"env.{k}": v for k, v in facts.environment.items()})
-    tags["gpu"] = facts.gpu.name()
-    return tags
+def _run_tags(facts: TrainingFacts) -> dict[str, str]:
+    return vocab.trainer_run(
+        git_sha=facts.git_sha,
+        branch=facts.branch,
+        pr=facts.pr,
+        data=facts.data,
+        environment=facts.environment,
+        backend=facts.backend,
+        task=facts.task,
+        device=facts.device,
+        gpu=facts.gpu.name(),
+    )
 
 
 def _finish_distributed() -> None:
