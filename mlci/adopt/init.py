@@ -1,7 +1,7 @@
 """``mlci init``: adopt mlci in a DVC project with one command and one commit.
 
-It reads what ``dvc.yaml`` declares through DVC's own index (metrics files, params files, the
-tables stages depend on) and writes:
+It reads what ``dvc.yaml`` declares as DVC resolves it (:mod:`mlci.project.pipeline`: metrics
+files, params files, the tables stages depend on) and writes:
 
 - the ``mlci:`` section of ``params.yaml``: ``validate`` (one schema per data table) and
   ``gates`` (one per metric whose name says which way is better, see ``directions``);
@@ -24,7 +24,7 @@ from mlci.errors import ConfigError, RepoError
 from mlci.verdict.directions import direction_of, gates_yaml, is_counter
 
 WORKFLOWS = ("mlci-pr.yml", "mlci-publish.yml", "mlci-promote.yml")
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"  # mlci/templates
 TABLES = (".csv", ".parquet", ".pq")
 PLACEHOLDER = f"<owner>/mlci@<40-hex commit SHA> # v{__version__}"
 _SELF_USES = re.compile(r"^(\s*)uses: \./ #.*$", re.MULTILINE)
@@ -53,37 +53,12 @@ class InitResult:
 
 
 def inspect(root: Path) -> Project:
-    """Metrics files, params files and data tables of the project, from DVC's index."""
-    from dvc.dependency import ParamsDependency
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
+    """Metrics files, params files and data tables of the project, as DVC resolves them."""
+    from mlci.project import pipeline
 
-    if not (root / "dvc.yaml").is_file():
-        raise RepoError(f"no dvc.yaml in {root}", fix="run `mlci init` in a DVC project's root")
-    metrics: list[str] = []
-    params: list[str] = []
-    data: list[str] = []
-    try:
-        with Repo(str(root)) as repo:
-            index = repo.index
-            for stage in index.stages:
-                metrics += [_rel(root, o.fs_path) for o in stage.outs if o.metric]
-                for dep in stage.deps:
-                    if isinstance(dep, ParamsDependency):
-                        params.append(_rel(root, dep.fs_path))
-                    elif dep.fs_path.endswith(TABLES):
-                        data.append(_rel(root, dep.fs_path))
-            for dvcfile, paths in getattr(index, "_metrics", {}).items():
-                base = os.path.dirname(str(dvcfile))
-                metrics += [os.path.normpath(os.path.join(base, str(p))) for p in paths]
-    except DvcException as exc:
-        raise ConfigError(f"dvc.yaml: DVC cannot read it ({exc})", fix="run `dvc status`") from None
-    metrics = [os.path.normpath(_rel(root, m)) if os.path.isabs(m) else m for m in metrics]
-    return Project(*(tuple(dict.fromkeys(x)) for x in (metrics, params, data)))
-
-
-def _rel(root: Path, path: str) -> str:
-    return os.path.relpath(path, root) if os.path.isabs(path) else os.path.normpath(path)
+    declared = pipeline.require(root)
+    data = [d for s in declared.stages for d in s.deps if d.endswith(TABLES)]
+    return Project(declared.metrics, declared.params, tuple(dict.fromkeys(data)))
 
 
 def init(root: Path, top: Path, *, action: str | None = None, force: bool = False) -> InitResult:

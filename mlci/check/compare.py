@@ -9,14 +9,14 @@ from typing import Any
 
 from mlci.check.baseline import Base
 from mlci.errors import ConfigError
-from mlci.project import data
+from mlci.project import data, pipeline
 from mlci.settings.config import Settings
 from mlci.verdict import metrics
 
 Read = Callable[[str], bytes | None]
 
 
-def _at(root: Path, sha: str, pipe: data.Pipeline) -> Read:
+def _at(root: Path, sha: str, pipe: pipeline.Project) -> Read:
     def read(path: str) -> bytes | None:
         return data.read_at(root, sha, path, uncached=pipe.uncached)
 
@@ -36,7 +36,7 @@ def _params(paths: tuple[str, ...], read: Read) -> dict[str, Any]:
 def compare_with_base(root: Path, settings: Settings, base: Base) -> metrics.Comparison:
     """Head metrics/params against ``base``: a registered model's run metrics, or the metrics
     files at the base commit; params always from the base commit when there is one."""
-    pipe = data.read_pipeline(root)
+    pipe = pipeline.require(root)
     head = metrics.load_files(pipe.metrics, metrics.read_worktree(root))
     if head is None:
         raise ConfigError(
@@ -61,11 +61,11 @@ def compare_with_base(root: Path, settings: Settings, base: Base) -> metrics.Com
 
 
 def params_of(
-    root: Path, settings: Settings, base: Base, pipe: data.Pipeline | None = None
+    root: Path, settings: Settings, base: Base, pipe: pipeline.Project | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The params the stages use (every params file of ``dvc.yaml``, else the settings' file),
     at the base commit (empty without one) and in the work tree."""
-    pipe = pipe or data.read_pipeline(root)
+    pipe = pipe or pipeline.require(root)
     files = pipe.params or (
         (settings.params_file,) if (root / settings.params_file).exists() else ()
     )

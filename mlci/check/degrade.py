@@ -11,7 +11,7 @@ from typing import Any
 
 from mlci.check.baseline import Base
 from mlci.errors import MlciError
-from mlci.project import data, remote
+from mlci.project import data, pipeline, remote
 from mlci.settings.config import Settings
 from mlci.verdict import metrics
 
@@ -48,7 +48,7 @@ def explain_baseline(
     the base has no metrics because of one, its "no baseline ... yet" notice is dropped (the
     warning says why instead)."""
     try:
-        found = data.uncommitted_metrics(root, data.read_pipeline(root))
+        found = data.uncommitted_metrics(root, pipeline.require(root))
     except MlciError:
         return comparison, []
     if found and comparison is not None and not comparison.has_baseline:

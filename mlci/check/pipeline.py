@@ -30,6 +30,7 @@ from mlci.errors import (
 )
 from mlci.markdown import inert
 from mlci.project import data, remote, repository, repro
+from mlci.project import pipeline as project
 from mlci.report import publish
 from mlci.report import render as report
 from mlci.settings.config import Settings
@@ -148,13 +149,16 @@ def pr_check(
     mlflow_open = contextlib.ExitStack()  # the recorder, while the stages may record runs
     try:
         ctx = trust.guard(settings, ctx)
-        data.read_pipeline(root)
+        if (pull or reproduce) and (root / "dvc.yaml").is_file():
+            repo = repository.open_repo(root)
+        # dvc.yaml as DVC resolves it, in the index pull uses: no dvc.yaml, or one DVC
+        # rejects, stops the check here
+        project.require(root, repo)
         data.state_dir(root)
         if reproduce and recorder.wanted():  # MLflow loads while this process pulls, validates
             mlflow_open.enter_context(
                 recorder.serving(settings.tracking_uri, settings.experiment, root)
             )
-        repo = repository.open_repo(root) if pull or reproduce else None
         if pull:
             with _timed(state, "pull", on_stage):
                 try:
@@ -305,7 +309,7 @@ def annotations_of(root: Path, state: CheckState) -> list[Any]:
             ]
     if state.comparison is not None:
         try:
-            where = data.read_pipeline(root).metrics[0]
+            where = project.read(root).metrics[0]
         except (MlciError, IndexError):
             where = "dvc.yaml"
         out += [

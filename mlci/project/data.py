@@ -1,4 +1,5 @@
-"""DVC: what the pipeline declares, pulling its data, data versions, reproducing it.
+"""DVC data: hashes at a commit, files at a revision (git or the DVC cache/remote), and
+``.mlci/``. What the pipeline declares is :mod:`mlci.project.pipeline`.
 
 Everything goes through DVC's Python API in this process (a CLI call costs ~10x more).
 """
@@ -6,92 +7,15 @@ Everything goes through DVC's Python API in this process (a CLI call costs ~10x 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mlci.errors import (
-    ConfigError,
-    RepoError,
-)
+from mlci.errors import MlciError
+from mlci.project.pipeline import Project
 from mlci.project.repository import in_dir
-from mlci.settings.config import load_yaml
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """What ``dvc.yaml`` declares: metric, params and plot files."""
-
-    metrics: tuple[str, ...] = ()
-    params: tuple[str, ...] = ()
-    plots: tuple[str, ...] = ()
-    stages: tuple[str, ...] = ()
-    uncached: frozenset[str] = field(default_factory=frozenset)
-
-
-def stage_entries(items: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    for item in items or []:
-        if isinstance(item, str):
-            yield item, {}
-        elif isinstance(item, dict):
-            for path, opts in item.items():
-                yield str(path), dict(opts or {})
-
-
-def read_pipeline(root: Path) -> Pipeline:
-    path = root / "dvc.yaml"
-    if not path.exists():
-        raise RepoError(
-            f"no dvc.yaml in {root}",
-            fix="run mlci in a DVC project's directory or below it (mlci uses the nearest "
-            "directory holding dvc.yaml or .dvc/), or create one (`dvc init`, then add stages)",
-        )
-    doc = load_yaml(path) or {}
-    if not isinstance(doc, dict):
-        raise ConfigError("dvc.yaml: expected a mapping", fix="see DVC's dvc.yaml reference")
-    metrics: list[str] = []
-    plots: list[str] = []
-    params: list[str] = []
-    uncached: set[str] = set()
-    for name, stage in (doc.get("stages") or {}).items():
-        if not isinstance(stage, dict):
-            raise ConfigError(f"dvc.yaml: stage '{name}' is not a mapping", fix="fix dvc.yaml")
-        wdir = str(stage.get("wdir", "."))
-        for kind, bucket in (("metrics", metrics), ("plots", plots)):
-            for p, opts in stage_entries(stage.get(kind)):
-                rel = os.path.normpath(os.path.join(wdir, p))
-                bucket.append(rel)
-                if opts.get("cache") is False:
-                    uncached.add(rel)
-        for p, opts in stage_entries(stage.get("outs")):
-            if opts.get("cache") is False:
-                uncached.add(os.path.normpath(os.path.join(wdir, p)))
-        for item in stage.get("params") or []:
-            files = [str(k) for k in item] if isinstance(item, dict) else ["params.yaml"]
-            params.extend(os.path.normpath(os.path.join(wdir, f)) for f in files)
-    for p, _ in stage_entries(doc.get("metrics")):
-        metrics.append(os.path.normpath(p))
-    for item in doc.get("plots") or []:
-        if isinstance(item, str):
-            plots.append(item)
-        elif isinstance(item, dict):
-            plots.extend(
-                str(k)
-                for k in item
-                if str(k).endswith((".json", ".csv", ".tsv", ".yaml", ".png", ".svg"))
-            )
-    for p in doc.get("params") or []:
-        params.append(str(p))
-    return Pipeline(
-        tuple(dict.fromkeys(metrics)),
-        tuple(dict.fromkeys(params)),
-        tuple(dict.fromkeys(plots)),
-        tuple(doc.get("stages") or ()),
-        frozenset(uncached),
-    )
 
 
 def file_md5(path: Path) -> str:
@@ -106,33 +30,45 @@ def file_md5(path: Path) -> str:
 
 
 def base_md5(root: Path, sha: str, path: str) -> str | None:
-    """The hash a DVC-tracked ``path`` had at ``sha`` (from its .dvc file or dvc.lock), read
-    from git alone; None when it was not DVC-tracked there."""
+    """The hash a DVC-tracked ``path`` had at ``sha``, read from git alone: from its ``.dvc``
+    file, else from the ``dvc.lock`` entry of the stage that produces it (which stage, which
+    ``dvc.lock`` and which ``wdir``: the work tree's declarations as DVC resolves them; a lock
+    file is written resolved). None when it was not DVC-tracked there."""
     from mlci import git
+    from mlci.project import pipeline
 
     raw = git.show_in(root, sha, f"{path}.dvc")
     docs: list[tuple[str, Any]] = []
     if raw is not None:
         docs.append((os.path.dirname(path), yaml.safe_load(raw) or {}))
     else:
-        lock = git.show_in(root, sha, "dvc.lock")
+        try:
+            stage = pipeline.read(root).producer(path)
+        except MlciError:
+            stage = None
+        lock_file = stage.lock_file if stage is not None else "dvc.lock"
+        lock = git.show_in(root, sha, lock_file)
         stages = ((yaml.safe_load(lock) or {}).get("stages") or {}) if lock else {}
-        docs += [(".", stage) for stage in stages.values()]
+        if stage is not None:
+            docs.append((stage.wdir, stages.get(stage.lock_name) or {}))
+        else:
+            docs += [(".", entry) for entry in stages.values()]
+    target = pipeline.posix(path)
     for wdir, doc in docs:
         for out in doc.get("outs") or []:
-            if os.path.normpath(os.path.join(wdir, str(out.get("path")))) == os.path.normpath(path):
+            if pipeline.posix(os.path.join(wdir, str(out.get("path")))) == target:
                 return str(out["md5"]) if out.get("md5") else None
     return None
 
 
-def uncommitted_metrics(root: Path, pipe: Pipeline) -> list[str]:
+def uncommitted_metrics(root: Path, project: Project) -> list[str]:
     """Declared ``cache: false`` metrics files that a ``.gitignore`` rule keeps out of git:
     no commit ever has them, so a base never has metrics. One sentence each, naming the rule."""
     from mlci import git
 
     found = []
-    for path in pipe.metrics:
-        rule = git.ignored_by(root, path) if path in pipe.uncached else None
+    for path in project.metrics:
+        rule = git.ignored_by(root, path) if path in project.uncached else None
         if rule is not None:
             found.append(
                 f"metrics file {path} is declared with cache: false but the .gitignore rule "

@@ -1,9 +1,12 @@
 """The model a DVC project declares, and how it goes into MLflow.
 
-Where the model is, in order: ``mlci.model``; ``dvc.yaml``'s ``artifacts:`` entry of
-``type: model`` (DVC's own model declaration); the single cached output of the training stage
-(a stage whose name says ``train``). Resolving it reads ``dvc.yaml`` only, so a project with
-nothing to register hears so in well under a second, before anything trains.
+Where the model is, in order: ``mlci.model``; an ``artifacts:`` entry of ``type: model``
+(DVC's own model declaration); the single cached output of the training stage (the one stage
+whose name in ``dvc.yaml`` says ``train``; ``featurize@train``, an entry of ``foreach``, does
+not). The declarations are read as DVC resolves them
+(:mod:`mlci.project.pipeline`: ``${}`` templating, ``vars``, ``foreach``), and nothing runs
+before, so a project with nothing to register hears so in about a second, before anything
+trains.
 
 Logging it: an MLflow flavour where one is detected (a scikit-learn pickle or joblib file, a
 whole torch module, mlci's own model bundle, a directory that already is an MLflow model), else
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.errors import ConfigError, MlflowError, first_line
-from mlci.project import lineage
+from mlci.project import pipeline
 from mlci.settings.config import Settings
 
 ARTIFACT = "model"  # the run's artifact path that `mlci promote` registers
@@ -35,28 +38,30 @@ class ModelDecl:
     source: str  # where the declaration came from, for messages
 
 
-def find(root: Path, settings: Settings, decl: lineage.Declared | None = None) -> ModelDecl | None:
+def find(
+    root: Path, settings: Settings, project: pipeline.Project | None = None
+) -> ModelDecl | None:
     """The declared model, or None when the project declares none."""
-    decl = decl or lineage.declared(root)
+    project = project or pipeline.read(root)
     if settings.model:
-        path = lineage._rel(".", settings.model)
-        return ModelDecl(path, _stage(decl, path), "mlci.model")
-    models = [(n, p) for n, (p, kind) in decl.artifacts.items() if kind == "model"]
+        path = pipeline.posix(settings.model)
+        return ModelDecl(path, _stage(project, path), "mlci.model")
+    models = [a for a in project.artifacts if a.type == "model"]
     if models:
-        name, path = models[0]
-        return ModelDecl(path, _stage(decl, path), f"dvc.yaml artifacts: {name}")
-    trainers = [s for s in decl.stages if "train" in s.name.lower()]
+        art = models[0]
+        return ModelDecl(art.path, _stage(project, art.path), f"dvc.yaml artifacts: {art.name}")
+    trainers = [s for s in project.stages if "train" in s.declared.lower()]
     if len(trainers) == 1:
         st = trainers[0]
-        outs = [o for o in st.cached_outs if o not in st.metrics and o not in st.plots]
+        outs = [o.path for o in st.outs if o.cache and not o.metric and not o.plot]
         if len(outs) == 1:
             return ModelDecl(outs[0], st.name, f"the single output of stage '{st.name}'")
     return None
 
 
-def require(root: Path, settings: Settings) -> ModelDecl:
+def require(root: Path, settings: Settings, project: pipeline.Project | None = None) -> ModelDecl:
     """The declared model; a configuration error naming the ways to declare one."""
-    found = find(root, settings)
+    found = find(root, settings, project)
     if found is None:
         raise ConfigError(
             f"nothing to register: {root / 'dvc.yaml'} declares no model (no `artifacts:` "
@@ -68,8 +73,8 @@ def require(root: Path, settings: Settings) -> ModelDecl:
     return found
 
 
-def _stage(decl: lineage.Declared, path: str) -> str | None:
-    stage = decl.producer(path)
+def _stage(project: pipeline.Project, path: str) -> str | None:
+    stage = project.producer(path)
     return None if stage is None else stage.name
 
 

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlci.errors import DvcRemoteError, MlciError, first_line
-from mlci.project.data import read_pipeline
+from mlci.project import locks, pipeline
 from mlci.project.repository import dvc_errors, in_dir, locked_error, opened
 
 
@@ -56,26 +54,20 @@ def remote_info(repo: Any, name: str | None) -> tuple[str, str]:
     return str(chosen), str(remotes[chosen].get("url", ""))
 
 
-def data_versions(root: Path) -> tuple[DataVersion, ...]:
-    """Every cached output and data source in ``dvc.lock`` and ``*.dvc`` files, by hash."""
+def data_versions(root: Path, repo: Any | None = None) -> tuple[DataVersion, ...]:
+    """Every cached output and data source in the ``dvc.lock`` and ``.dvc`` files, by hash."""
+    project = pipeline.read(root, repo)
+    locked = locks.lock_entries(root, project)
     found: dict[str, DataVersion] = {}
-    lock = root / "dvc.lock"
-    docs: list[tuple[str, list[Any]]] = []
-    if lock.exists():
-        data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
-        for stage in (data.get("stages") or {}).values():
-            docs.append((".", list(stage.get("outs") or [])))
-    for dvc_file in root.rglob("*.dvc"):
-        if ".dvc" in dvc_file.relative_to(root).parts[:-1] or not dvc_file.is_file():
-            continue
-        data = yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}
-        docs.append((str(dvc_file.parent.relative_to(root)), list(data.get("outs") or [])))
-    for wdir, outs in docs:
-        for out in outs:
-            md5 = out.get("md5")
-            if not md5:
-                continue
-            path = os.path.normpath(os.path.join(wdir, str(out["path"])))
+    outs = [
+        (stage.rel(str(out["path"])), out)
+        for stage in project.stages
+        for out in locked.get(stage.name, {}).get("outs") or []
+        if isinstance(out, dict) and out.get("path")
+    ]
+    for path, out in [*outs, *locks.source_outs(root, project)]:
+        md5 = out.get("md5")
+        if md5:
             found[path] = DataVersion(path, str(md5), out.get("size"), out.get("nfiles"))
     return tuple(sorted(found.values(), key=lambda v: v.path))
 
@@ -127,7 +119,7 @@ def pull(root: Path, remote: str | None = None, repo: Any | None = None) -> Pull
     # DVC 3 answers {"stats": {"fetched": n, ...}, ...}; older ones the counts alone.
     counts = stats.get("stats", stats) if isinstance(stats, dict) else {}
     count = int(counts.get("fetched", 0)) if isinstance(counts, dict) else 0
-    return PullResult(name, url, count, data_versions(root), tuple(missing))
+    return PullResult(name, url, count, data_versions(root, repo), tuple(missing))
 
 
 def _rebuildable_only(
@@ -294,14 +286,13 @@ def _push_uncached(root: Path, repo: Any, remote: str) -> int:
     cannot be restored from the remote without them."""
     from dvc_data.hashfile.hash_info import HashInfo
 
-    lock = root / "dvc.lock"
-    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
-    uncached = read_pipeline(root).uncached
+    project = pipeline.read(root, repo)
+    locked = locks.lock_entries(root, project)
     objs = [
         HashInfo("md5", str(out["md5"]))
-        for entry in stages.values()
-        for out in entry.get("outs") or []
-        if out.get("md5") and os.path.normpath(str(out.get("path"))) in uncached
+        for stage in project.stages
+        for out in locked.get(stage.name, {}).get("outs") or []
+        if out.get("md5") and stage.rel(str(out.get("path"))) in project.uncached
     ]
     objs = [h for h in objs if repo.cache.local.exists(h.value)]
     if not objs:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mlci.errors import ConfigError
+from mlci.errors import ConfigError, MlciError
 from mlci.settings.config import Settings
 from mlci.training.gpu import GpuFacts
 from mlci.training.settings import TrainParams
@@ -98,23 +98,19 @@ def facts_path(root: Path, params: TrainParams | None) -> str:
 
 def declared_path(root: Path, model_path: str | None) -> str | None:
     """The training stage's one JSON output that is neither a metric nor a plot."""
-    from mlci.project import lineage
+    from mlci.project import pipeline
 
     try:
-        decl = lineage.declared(root)
-    except ConfigError:
+        project = pipeline.read(root)
+    except MlciError:
         return None  # a broken dvc.yaml is reported by the stage that needs it
-    stage = decl.producer(model_path) if model_path else None
+    stage = project.producer(model_path) if model_path else None
     if stage is None:
-        named = [s for s in decl.stages if s.name == "train" or "mlci train" in s.cmd]
+        named = [s for s in project.stages if s.name == "train" or "mlci train" in s.cmd]
         stage = named[0] if len(named) == 1 else None
     if stage is None:
         return None
-    outs = [
-        o
-        for o in stage.outs
-        if o.endswith(".json") and o not in stage.metrics and o not in stage.plots
-    ]
+    outs = [o.path for o in stage.outs if o.path.endswith(".json") and not (o.metric or o.plot)]
     if DEFAULT_PATH in outs or not outs:
         return DEFAULT_PATH if outs else None
     return outs[0] if len(outs) == 1 else None
