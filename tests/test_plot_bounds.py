@@ -104,7 +104,7 @@ def test_a_forks_artifact_commits_at_most_the_run_bound_one_image_at_a_time(
     assert all(MiB < len(p.data) < 1.1 * MiB for p in pngs)
     folder = images.save(pngs, tmp_path)
     events: list[str] = []
-    real_read = artifact._read_artifact_file
+    real_read = artifact.read_artifact_file
 
     def read(directory: Path, name: str, limit: int) -> bytes:
         events.append(f"read {name}")
