@@ -34,36 +34,29 @@ def track_run(
 
 def find_run(uri: str, experiment: str, git_sha: str) -> Any | None:
     """The newest finished MLflow run that trained this commit, or None."""
-    client = mlflow_client(uri)
-    try:
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            return None
-        runs = client.search_runs(
-            [exp.experiment_id],
-            vocab.where(vocab.GIT_SHA, git_sha),
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-    except Exception as exc:
-        raise unreachable(uri, exc) from None
-    return runs[0] if runs else None
+    return _newest(uri, experiment, vocab.where(vocab.GIT_SHA, git_sha))
 
 
 def find_run_by_key(uri: str, experiment: str, key: str) -> Any | None:
     """The newest finished, trusted run of a training with these inputs (its ``dvc.lock``
     key), whatever commit it ran on; None when no job shared one with this store."""
+    return _newest(
+        uri,
+        experiment,
+        f"{vocab.where(vocab.TRAINING_KEY, key)} and {vocab.where(vocab.TRUSTED, 'true')}"
+        " and attributes.status = 'FINISHED'",
+    )
+
+
+def _newest(uri: str, experiment: str, where: str) -> Any | None:
+    """The newest run of ``experiment`` that ``where`` (an MLflow search filter) finds."""
     client = mlflow_client(uri)
     try:
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
             return None
         runs = client.search_runs(
-            [exp.experiment_id],
-            f"{vocab.where(vocab.TRAINING_KEY, key)} and {vocab.where(vocab.TRUSTED, 'true')}"
-            " and attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
+            [exp.experiment_id], where, order_by=["attributes.start_time DESC"], max_results=1
         )
     except Exception as exc:
         raise unreachable(uri, exc) from None
