@@ -101,6 +101,31 @@ _GATE_BULLETS = ("- ❌ ", "- ✅ ", "- 🆕 ", "- ⏭ ")
 Size = Callable[[str], int]
 
 
+# ---- hidden markers: how a living comment or issue is found again ----
+
+_MARKER_SAFE = "_.@-/+: "  # kept as written; every other character is percent-encoded
+
+
+def marker_prefix(kind: str) -> str:
+    """The start every ``kind`` marker shares (``<!-- mlci-report:``)."""
+    return f"<!-- mlci-{kind}:"
+
+
+def marker(kind: str, name: str) -> str:
+    """The one hidden marker of ``kind`` (report, monitor) for ``name``:
+    ``<!-- mlci-KIND:NAME -->``.
+
+    Injective (distinct names never share a comment or an issue: everything but letters,
+    digits and ``_.@-/+:`` and inner spaces is percent-encoded, so ``fraud v2?`` and
+    ``fraud v2!`` differ) and inert (no ``--``, ``<`` or ``>`` survives, so the name can
+    neither close the comment early nor open a tag). A blank name is ``default``.
+    """
+    from urllib.parse import quote
+
+    shown = quote(name.strip(), safe=_MARKER_SAFE).replace("--", "-%2D") or "default"
+    return f"{marker_prefix(kind)}{shown} -->"
+
+
 def utf8_size(text: str) -> int:
     return len(text.encode("utf-8"))
 

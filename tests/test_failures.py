@@ -61,7 +61,7 @@ def test_unreadable_data_is_invalid_data(workspace: Workspace, kind: str) -> Non
 
 
 def test_a_malformed_csv_names_its_line_and_utf16_is_named(tmp_path: Path) -> None:
-    from mlci.checks import validation
+    from mlci.checks import frames
     from mlci.errors import DataInvalid
 
     bad = tmp_path / "t.csv"
@@ -70,15 +70,15 @@ def test_a_malformed_csv_names_its_line_and_utf16_is_named(tmp_path: Path) -> No
         DataInvalid,
         match=r"t\.csv: not a well-formed CSV table: Expected 2 fields in line 3, saw 3$",
     ):
-        validation.read_table(bad, "t.csv")
+        frames.read_table(bad, "t.csv")
     bad.write_text("a,b\n1,2\n", encoding="utf-16")
     with pytest.raises(DataInvalid, match="UTF-16 text, not UTF-8") as caught:
-        validation.read_table(bad, "t.csv")
+        frames.read_table(bad, "t.csv")
     assert caught.value.fix and "iconv -f utf-16" in caught.value.fix
     pq = tmp_path / "t.parquet"
     pq.write_bytes(b"PAR1 not really")
     with pytest.raises(DataInvalid, match=r"t\.parquet: not a readable Parquet file"):
-        validation.read_table(pq, "t.parquet")
+        frames.read_table(pq, "t.parquet")
 
 
 def test_an_unreadable_file_does_not_hide_the_others(tmp_path: Path) -> None:

@@ -159,6 +159,24 @@ def test_marker_cannot_close_the_html_comment() -> None:
     assert marker_for("a") != marker_for("b")
 
 
+def test_one_marker_rule_for_reports_and_monitor_issues() -> None:
+    """``markdown.marker`` is the one sanitiser: injective, one ``-->``, nothing a renderer
+    reads as markup, and the markers plain names always had."""
+    from mlci.markdown import marker
+    from mlci.monitor.report import marker as monitor_marker
+
+    names = ["a b?", "a b!", "a--b", "a-%2Db", "evil --> <x>", "x\n-->y", "", " ", "ü"]
+    for kind in ("report", "monitor"):
+        made = [marker(kind, n) for n in names]
+        assert len(set(made)) == len(names) - 1  # only "" and " " (both blank) meet
+        for m in made:
+            assert m.count("--") == 2 and m.endswith(" -->"), m  # the opener and the closer
+            assert not set(m[4:-3]) & set("<>\n"), m
+    assert marker_for("main") == marker("report", "main") == "<!-- mlci-report:main -->"
+    assert monitor_marker("fraud-v2") == "<!-- mlci-monitor:fraud-v2 -->"
+    assert marker_for("model check") == "<!-- mlci-report:model check -->"  # as before
+
+
 def test_too_long_comment_is_refused_before_sending(github: FakeGitHub, sleeps: Sleeps) -> None:
     gh = client(github, sleeps)
     with pytest.raises(GitHubError) as err:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from mlci.checks.validation import Failure, FileResult, ValidationReport
 from mlci.limits import COMMENT_LIMIT
 from mlci.report.render import ReportInput, Verdict, render
@@ -157,3 +160,35 @@ def test_a_promotion_says_what_no_gate_judged() -> None:
     assert not_judged(better) is None
     assert not_judged(_promoted(*worse, [], champion_before=None)) is None  # the first one
     assert not_judged(_promoted(*worse, [], refused=True, version=None)) is None
+
+
+def test_every_report_is_delivered_one_way(tmp_path: Path) -> None:
+    """``report.deliver``: the file whole, the summary only where wanted and fitted to the room
+    left, the outputs; the PR check, the promotion note and the monitor all use it."""
+    import dataclasses
+
+    from mlci.ci import CIContext
+    from mlci.limits import SUMMARY_LIMIT
+    from mlci.report import deliver, publish
+    from mlci.settings.config import Settings
+
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    ctx = CIContext(step_summary=str(summary), output=str(output))
+    settings = Settings(root=tmp_path)
+    quiet = dataclasses.replace(settings, step_summary=False)
+
+    note = publish.publish_promotion(quiet, ctx, "a" * 40, "# promoted\n")
+    assert note.report_path.read_text(encoding="utf-8") == "# promoted\n"
+    assert not note.summary_written and not summary.exists()
+
+    summary.write_text("x" * (SUMMARY_LIMIT - 5_000), encoding="utf-8")
+    big = "# report\n\n" + "".join(f"- line {i}\n" for i in range(2_000))
+    rec = deliver.record(settings, ctx, tmp_path / "r.md", big, {"status": "pass"})
+    assert rec.summary_written and not rec.whole_in_summary
+    assert (tmp_path / "r.md").read_text(encoding="utf-8") == big
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8")) == {"status": "pass"}
+    assert summary.stat().st_size <= SUMMARY_LIMIT
+    assert "r.md" in summary.read_text(encoding="utf-8")[SUMMARY_LIMIT - 5_000 :]
+
+    deliver.outputs(ctx, {"verdict": "pass"})
+    assert "verdict" in output.read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from mlci.checks import drift, privacy, validation
+from mlci.checks import drift, frames, privacy, validation
 from mlci.checks.cache import JsonCache
 from mlci.project import data
 from mlci.settings.config import Settings
@@ -19,15 +19,8 @@ from mlci.settings.config import Settings
 
 def _table_at(root: Path, sha: str, path: str) -> Any | None:
     """A data file as it was at ``sha``: from git if tracked there, else through DVC."""
-    import io
-
     raw = data.read_at(root, sha, path)
-    if raw is None:
-        return None
-    import pandas as pd
-
-    buffer = io.BytesIO(raw)
-    return pd.read_parquet(buffer) if path.endswith((".parquet", ".pq")) else pd.read_csv(buffer)
+    return None if raw is None else frames.table_from_bytes(raw, f"{path} at {sha[:7]}")
 
 
 def check_data(
@@ -50,7 +43,7 @@ def check_data(
 
         def head(path: str = path, frame: list[Any] = frame) -> Any:
             if not frame:
-                frame.append(validation.read_table(root / path))
+                frame.append(frames.read_table(root / path))
             return frame[0]
 
         key = f"{md5}:{','.join(allow)}"

@@ -31,7 +31,7 @@ from mlci.errors import (
 from mlci.markdown import inert
 from mlci.project import data, remote, repository, repro
 from mlci.project import pipeline as project
-from mlci.report import publish
+from mlci.report import deliver, publish
 from mlci.report import render as report
 from mlci.settings.config import Settings
 from mlci.training import recorder
@@ -283,12 +283,9 @@ def report_error(
             output=os.environ.get("GITHUB_OUTPUT") or None,
         )
     verdict, markdown = render(root, settings, CheckState(error=error), None)
-    path = publish.write_report(settings, markdown, verdict)
-    publish.to_step_summary(settings, ctx, markdown)
-    if ctx.output:
-        from mlci.github import client as github
-
-        github.write_outputs(ctx.output, {"verdict": verdict.status, "report-path": str(path)})
+    facts = {**verdict.to_json(), "report": str(settings.report_file)}
+    path = deliver.record(settings, ctx, settings.report_file, markdown, facts).path
+    deliver.outputs(ctx, {"verdict": verdict.status, "report-path": str(path)})
     return path
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlci.checks import frames
 from mlci.errors import ConfigError, MlciError
 
 MAX_SAMPLES = 5
@@ -43,7 +44,7 @@ class FileResult:
 
     @property
     def readable(self) -> bool:
-        """False when the file could not be read as a table at all (see ``read_table``)."""
+        """False when the file could not be read as a table at all (see ``frames.read_table``)."""
         return not any(x.column == UNREADABLE for x in self.failures)
 
 
@@ -154,118 +155,6 @@ def _import_here(root: Path, module_name: str) -> Any:
         sys.path[:] = saved
 
 
-def read_table(path: Path, name: str | None = None) -> Any:
-    """A CSV or Parquet file as a DataFrame.
-
-    A file that is not a table (binary, empty, not UTF-8, malformed) is invalid data: raises
-    ``DataInvalid`` naming the file (``name``, else ``path``), what is wrong and the fix.
-    """
-    from mlci.errors import DataInvalid
-
-    frame, problem = _read(path)
-    if problem is not None:
-        raise DataInvalid(f"{name or _shown(path)}: {problem[0]}", fix=problem[1])
-    return frame
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the working directory (the repo root) when it is inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
-        return str(path)
-
-
-def _read(path: Path) -> tuple[Any, tuple[str, str] | None]:
-    """The frame, or None and why the file is not a table (reason, fix)."""
-    try:
-        return _load(path), None
-    except (ValueError, OSError) as exc:
-        return None, diagnose(_file_bytes(path), exc, parquet=_is_parquet(path))
-
-
-def _is_parquet(path: Path | str) -> bool:
-    return str(path).endswith((".parquet", ".pq"))
-
-
-def _load(path: Path) -> Any:
-    import pandas as pd
-
-    if _is_parquet(path):
-        return pd.read_parquet(path)
-    try:
-        frame = pd.read_csv(path, engine="pyarrow")  # multi-threaded, several times faster
-    except ImportError:
-        frame = pd.read_csv(path)
-    except ValueError:  # the C parser names the line of a malformed row; pyarrow does not
-        frame = pd.read_csv(path)
-    _require_text(frame)
-    return frame
-
-
-def _require_text(frame: Any) -> None:
-    """pyarrow keeps bytes that are not UTF-8 as ``bytes`` values: refuse them, as pandas
-    does. One value per text column tells: pyarrow types a whole column binary or not."""
-    if any(isinstance(column, bytes) for column in frame.columns):
-        raise UnicodeError("a column name is not UTF-8")
-    for column in frame.select_dtypes(include="object").columns:
-        first = frame[column].first_valid_index()
-        if first is not None and isinstance(frame[column].at[first], bytes):
-            raise UnicodeError(f"column {column} is not UTF-8")
-
-
-def _file_bytes(path: Path) -> bytes:
-    """The file's bytes for a diagnosis (all of them: the bad byte may be anywhere)."""
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
-
-
-_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
-
-
-def diagnose(raw: bytes, exc: Exception, *, parquet: bool = False) -> tuple[str, str]:
-    """Why ``raw`` is not a table, and the fix: for an error raised while reading it."""
-    restore = "restore it (`dvc checkout` or `dvc pull`) or write it again"
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    first = first.removeprefix("Error tokenizing data. C error: ")
-    if isinstance(exc, OSError):
-        return f"cannot be read ({first})", "check that it is a regular, readable file"
-    if not raw.strip():
-        what = "empty (0 bytes)" if not raw else "blank (only whitespace)"
-        return f"{what}: no header line, no rows", restore
-    if parquet:
-        return f"not a readable Parquet file ({first})", restore
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "UTF-16 text, not UTF-8", "re-save it as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`)"
-    sample = raw[:65536]
-    controls = len(sample) - len(sample.translate(None, _CONTROL))
-    if b"\x00" in sample or controls * 100 > len(sample):
-        at = sample.find(b"\x00")
-        where = f"a NUL byte at offset {at}" if at >= 0 else f"{controls} control bytes"
-        return f"binary, not CSV text ({where})", restore + " as CSV or Parquet"
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as bad:
-        return _not_utf8(raw, bad.start)
-    return f"not a well-formed CSV table: {first}", "fix the line it names, or " + restore
-
-
-def _not_utf8(raw: bytes, offset: int) -> tuple[str, str]:
-    line = raw.count(b"\n", 0, offset) + 1
-    try:
-        raw.decode("cp1252")
-        encoding = "cp1252"
-    except UnicodeDecodeError:
-        encoding = "latin-1"
-    return (
-        f"not UTF-8 (byte 0x{raw[offset]:02x} at offset {offset}, line {line}); "
-        f"it decodes as {'cp1252/latin-1' if encoding == 'cp1252' else encoding}",
-        f"re-save it as UTF-8 (e.g. `iconv -f {encoding} -t utf-8`)",
-    )
-
-
 def _failures(failure_cases: Any, sensitive: Sequence[str]) -> tuple[Failure, ...]:
     out = []
     frame = failure_cases.fillna({"column": "<frame>"})
@@ -288,7 +177,7 @@ def validate_file(
             fix="run `mlci pull` (or `dvc pull`) first, or fix mlci.validate",
         )
     schema, unique = split_unique(load_schema(root, schema_spec))
-    frame, problem = _read(path)
+    frame, problem = frames.read(path)
     if problem is not None:
         reason, fix = problem
         return FileResult(data, schema_spec, 0, (Failure(UNREADABLE, f"{reason}; fix: {fix}", 1),))

@@ -7,7 +7,6 @@ result (``publish_error``) and never hides the status.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ from mlci.ci import CIContext
 from mlci.errors import MlciError
 from mlci.markdown import inert
 from mlci.monitor import report as monitor_report
-from mlci.report.publish import to_step_summary
+from mlci.report import deliver
 from mlci.settings.config import Settings
 from mlci.settings.monitor import MonitorSettings
 
@@ -26,11 +25,9 @@ if TYPE_CHECKING:
 REPORT = ".mlci/monitor.md"
 
 
-def write_report(root: Path, result: MonitorResult, markdown: str) -> Path:
-    path = root / REPORT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown, encoding="utf-8")
-    meta = {
+def facts(result: MonitorResult) -> dict[str, Any]:
+    """What ``.mlci/monitor.json`` says beside the report."""
+    return {
         "status": result.status.value,
         "exit_code": result.status.exit_code if result.error is None else result.error.exit_code,
         "summary": result.summary,
@@ -38,8 +35,6 @@ def write_report(root: Path, result: MonitorResult, markdown: str) -> Path:
         "pr_url": result.pr_url,
         "run": monitor_report.entry(result),
     }
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return path
 
 
 def client(settings: Settings, ctx: CIContext) -> Any | None:
@@ -52,7 +47,6 @@ def client(settings: Settings, ctx: CIContext) -> Any | None:
 def publish(
     root: Path, settings: Settings, ms: MonitorSettings, ctx: CIContext, result: MonitorResult
 ) -> None:
-    from mlci.github import client as github
 
     gh = client(settings, ctx)
     links: list[str] = []
@@ -63,18 +57,16 @@ def publish(
         except MlciError as exc:
             result.publish_error = exc
     markdown = monitor_report.render(result, history, links=links)
-    result.report_path = write_report(root, result, markdown)
-    to_step_summary(settings, ctx, markdown)  # `step_summary: false` holds here too
-    if ctx.output:
-        github.write_outputs(
-            ctx.output,
-            {
-                "status": result.status.value,
-                "report-path": str(result.report_path),
-                "issue-url": result.issue_url or "",
-                "pr-url": result.pr_url or "",
-            },
-        )
+    result.report_path = deliver.record(settings, ctx, root / REPORT, markdown, facts(result)).path
+    deliver.outputs(
+        ctx,
+        {
+            "status": result.status.value,
+            "report-path": str(result.report_path),
+            "issue-url": result.issue_url or "",
+            "pr-url": result.pr_url or "",
+        },
+    )
 
 
 def _to_github(

@@ -12,23 +12,22 @@ import json
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
+from mlci import markdown
 from mlci.markdown import code, fit, inert, plain_title
 
 if TYPE_CHECKING:
     from mlci.monitor.result import MonitorResult
 
-MARKER_PREFIX = "<!-- mlci-monitor:"
+MARKER_PREFIX = markdown.marker_prefix("monitor")
 _HISTORY = re.compile(r"<!-- mlci-monitor-history:([A-Za-z0-9+/=]*) -->")
 BODY_LIMIT = 60_000  # below GitHub's 65,536 characters, with room for the marker and history
 
 
 def marker(model_name: str) -> str:
     """The hidden marker of the model's living issue: one per model name, exactly
-    (percent-encoded, so ``fraud v2`` and ``fraud_v2`` never share an issue; a name of
-    letters, digits and ``_.@-`` keeps the marker it always had)."""
-    return f"{MARKER_PREFIX}{quote(model_name, safe='_.@-')} -->"
+    (``markdown.marker``: ``fraud v2`` and ``fraud_v2`` never share an issue)."""
+    return markdown.marker("monitor", model_name)
 
 
 def history_of(body: str | None) -> list[dict[str, Any]]:

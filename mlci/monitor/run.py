@@ -12,12 +12,12 @@ print; ``cli.monitor`` renders the result and ``raise_for`` turns it into the ex
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlci.checks import frames
 from mlci.checks.drift import compare_frames
 from mlci.ci import CIContext
 from mlci.errors import (
@@ -68,10 +68,7 @@ def champion(settings: Settings) -> Champion:
 
 
 def _frame(raw: bytes, path: str) -> Any:
-    import pandas as pd
-
-    buffer = io.BytesIO(raw)
-    return pd.read_parquet(buffer) if path.endswith((".parquet", ".pq")) else pd.read_csv(buffer)
+    return frames.table_from_bytes(raw, path)
 
 
 def reference(root: Path, champ: Champion, path: str | None = None) -> tuple[str, Any]:
@@ -160,11 +157,9 @@ def _load_model(settings: Settings, champ: Champion) -> Any:
 def features(model: Any, ref: Any, label: str | None, drop: tuple[str, ...]) -> Any:
     """The snapshot's (or reference's) model input: the training's one-hot encoding, columns
     in the order the model was fit with."""
-    import pandas as pd
-
     names = getattr(model, "feature_names_in_", None)
     if names is None:
-        names = pd.get_dummies(ref.drop(columns=_not_inputs(label, drop), errors="ignore")).columns
+        names = frames.one_hot(ref, _not_inputs(label, drop)).columns
     return list(names)
 
 
@@ -173,9 +168,7 @@ def _not_inputs(label: str | None, drop: tuple[str, ...]) -> list[str]:
 
 
 def _inputs(frame: Any, columns: list[str], label: str | None, drop: tuple[str, ...]) -> Any:
-    import pandas as pd
-
-    x = pd.get_dummies(frame.drop(columns=_not_inputs(label, drop), errors="ignore"), dtype=float)
+    x = frames.one_hot(frame, _not_inputs(label, drop))
     return x.reindex(columns=columns, fill_value=0.0)
 
 

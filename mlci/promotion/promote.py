@@ -16,7 +16,7 @@ from mlci.project import repro
 from mlci.promotion import note as promotion_note
 from mlci.registry import runs
 from mlci.registry import tags as vocab
-from mlci.report import publish
+from mlci.report import deliver, publish
 from mlci.settings.config import Settings
 from mlci.verdict import metrics, outcome
 
@@ -164,12 +164,9 @@ def _noted(
     markdown = promotion_note.promotion_note(
         settings.report_name, facts, marker=publish.promotion_marker(settings.report_name)
     )
+    version = "" if promotion is None else str(promotion.champion)
+    deliver.outputs(ctx, {"model-version": version})  # before the network, as every report
     published = publish.publish_promotion(settings, ctx, facts.git_sha, markdown)
-    if ctx.output:
-        from mlci.github import client as github
-
-        version = "" if promotion is None else str(promotion.champion)
-        github.write_outputs(ctx.output, {"model-version": version})
     unjudged = promotion_note.not_judged(facts)
     return PromoteResult(
         promotion, facts.comparison, facts.git_sha, markdown, published, refused, unjudged

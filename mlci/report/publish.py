@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from mlci import ci
 from mlci.ci import CIContext
 from mlci.errors import GitHubError, MlciError
-from mlci.markdown import code, fit, utf8_size
+from mlci.markdown import code, fit
+from mlci.report import deliver
 from mlci.report.artifact import (
     ARTIFACT_FULL_REPORT,
     ARTIFACT_META,
@@ -52,21 +53,14 @@ def marker(report_name: str) -> str:
 
 
 def write_report(settings: Settings, markdown: str, verdict: Verdict) -> Path:
-    path = settings.report_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown, encoding="utf-8")
-    path.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                **verdict.to_json(),
-                "report": str(path),
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    return path
+    """The report on disk alone (no summary): where it is not published."""
+    return deliver.record(
+        settings, CIContext(), settings.report_file, markdown, _facts(settings, verdict)
+    ).path
+
+
+def _facts(settings: Settings, verdict: Verdict) -> dict[str, Any]:
+    return {**verdict.to_json(), "report": str(settings.report_file)}
 
 
 class Publisher:
@@ -165,10 +159,9 @@ def publish(
     note that names where the full report is.
     """
     publisher = publisher or Publisher(settings, ctx)
-    path = write_report(settings, markdown, verdict)
-    whole, in_summary = _summary_body(ctx, markdown, path)
-    summary = to_step_summary(settings, ctx, in_summary)
-    markdown = fit(markdown, _body_limit(settings), _where(path, ctx, summary and whole))
+    rec = deliver.record(settings, ctx, settings.report_file, markdown, _facts(settings, verdict))
+    path, summary = rec.path, rec.summary_written
+    markdown = fit(markdown, _body_limit(settings), deliver.where(path, ctx, rec.whole_in_summary))
     url: str | None = None
     check_url: str | None = None
     error: MlciError | None = None
@@ -187,18 +180,15 @@ def publish(
             check_url = publisher.check(markdown, verdict, annotations)
         except GitHubError as exc:
             error = exc
-    if ctx.output:
-        from mlci.github import client as github
-
-        github.write_outputs(
-            ctx.output,
-            {
-                "verdict": verdict.status,
-                "report-path": str(path),
-                "comment-url": url or "",
-                "check-url": check_url or "",
-            },
-        )
+    deliver.outputs(
+        ctx,
+        {
+            "verdict": verdict.status,
+            "report-path": str(path),
+            "comment-url": url or "",
+            "check-url": check_url or "",
+        },
+    )
     return Published(path, summary, url, skipped, error, check_url)
 
 
@@ -207,43 +197,6 @@ def _body_limit(settings: Settings) -> int:
     from mlci.limits import CHECK_TEXT_LIMIT, COMMENT_LIMIT
 
     return min(COMMENT_LIMIT - len(marker(settings.report_name)) - 1, CHECK_TEXT_LIMIT)
-
-
-def _summary_body(ctx: CIContext, markdown: str, path: Path) -> tuple[bool, str]:
-    """What fits in the job summary next to what it holds already (GitHub takes 1 MiB), and
-    whether that is the whole report."""
-    from mlci.limits import SUMMARY_LIMIT
-
-    used = 0
-    if ctx.step_summary:
-        try:
-            used = Path(ctx.step_summary).stat().st_size
-        except OSError:
-            used = 0
-    budget = SUMMARY_LIMIT - used - 1  # the newline the summary writer may add
-    body = fit(markdown, budget, _where(path, ctx), size=utf8_size)
-    return body == markdown, body
-
-
-def _where(path: Path, ctx: CIContext, in_summary: bool = False) -> str:
-    """Where the full report is, as Markdown for the shortening note."""
-    where = f"{code(str(path))} on the runner"
-    if in_summary:
-        where += " and in the job summary"
-    return where + _run_link(ctx)
-
-
-def _run_link(ctx: CIContext) -> str:
-    """`` (workflow run: <URL>)`` when the run is known: its page shows the job summary and
-    the uploaded artifacts."""
-    import re
-
-    url = ctx.run_url
-    if not url:
-        return ""
-    if re.fullmatch(r"https?://[\w.:-]+(/[\w.~%-]+)*/?", url):
-        return f" (workflow run: <{url}>)"
-    return f" (workflow run: {code(url)})"
 
 
 # ---- fork-safe publishing: the PR job saves (mlci/artifact.py), a workflow_run job posts ----
@@ -259,9 +212,8 @@ def save_artifact(
     """
     directory.mkdir(parents=True, exist_ok=True)
     (directory / ARTIFACT_FULL_REPORT).write_text(markdown, encoding="utf-8")
-    where = f"{code(ARTIFACT_FULL_REPORT)} in the report artifact of the PR's check" + _run_link(
-        ctx
-    )
+    where = f"{code(ARTIFACT_FULL_REPORT)} in the report artifact of the PR's check"
+    where += deliver.run_link(ctx)
     body = fit(markdown, _body_limit(settings), where)
     (directory / ARTIFACT_REPORT).write_text(body, encoding="utf-8")
     meta = {
@@ -357,9 +309,7 @@ def publish_promotion(
 
     report = settings.report_file
     path = report.with_name(f"{report.stem}-promotion{report.suffix or '.md'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown, encoding="utf-8")
-    summary = to_step_summary(settings, ctx, markdown)
+    summary = deliver.record(settings, ctx, path, markdown).summary_written
     url: str | None = None
     skipped: str | None = None
     error: MlciError | None = None
@@ -373,13 +323,3 @@ def publish_promotion(
         except GitHubError as exc:
             error = exc
     return Published(path, summary, url, skipped, error)
-
-
-def to_step_summary(settings: Settings, ctx: CIContext, markdown: str) -> bool:
-    """Append to the job summary when there is one and it is wanted; whether it was."""
-    if not (settings.step_summary and ctx.step_summary):
-        return False
-    from mlci.github import client as github
-
-    github.write_step_summary(ctx.step_summary, markdown)
-    return True

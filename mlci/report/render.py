@@ -9,11 +9,11 @@ verdict and gates stay, rows are dropped, and a note says where the full report 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlci import markdown
 from mlci.checks.drift import DriftReport
 from mlci.checks.privacy import PiiReport
 from mlci.checks.validation import ValidationReport
@@ -27,14 +27,12 @@ from mlci.verdict.outcome import Outcome, Verdict
 
 __all__ = ["Outcome", "ReportInput", "Verdict", "render"]  # the verdict lives in mlci.outcome
 
-MARKER_PREFIX = "<!-- mlci-report:"
+MARKER_PREFIX = markdown.marker_prefix("report")
 
 
 def marker_for(report_name: str) -> str:
     """The hidden marker that finds a report's comment again: ``<!-- mlci-report:NAME -->``."""
-    name = re.sub(r"[^A-Za-z0-9._/ +:@-]", "-", report_name.strip())
-    name = re.sub(r"-{2,}", "-", name).strip(" -") or "default"
-    return f"{MARKER_PREFIX}{name} -->"
+    return markdown.marker("report", report_name)
 
 
 @dataclass(frozen=True)

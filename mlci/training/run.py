@@ -64,7 +64,7 @@ def load_split(root: Path, params: TrainParams) -> Split:
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
-    from mlci.checks.validation import read_table
+    from mlci.checks.frames import one_hot, read_table
 
     path = root / params.data
     if not path.exists():
@@ -85,7 +85,7 @@ def load_split(root: Path, params: TrainParams) -> Split:
             fix="remove them from train.drop",
         )
     y = frame[params.target]
-    x = pd.get_dummies(frame.drop(columns=[params.target, *params.drop]), dtype=float)
+    x = one_hot(frame, [params.target, *params.drop])
     if params.task == "regression":
         if not pd.api.types.is_numeric_dtype(y):
             raise ConfigError(
