@@ -161,6 +161,11 @@ def test_the_projects_own_model_declared_in_dvc_yaml(own: Path) -> None:
     job, sha = _promote_own(own, "job-artifact")
     version = _client(_store(job)).get_model_version_by_alias(OWN, "champion")
     assert version.tags["mlci.model_path"] == "models/clf.pkl"
+    # the pickle told what it is: the monitor needs to assume nothing
+    assert (version.tags["mlci.backend"], version.tags["mlci.task"]) == (
+        "sklearn",
+        "classification",
+    )
     _lineage_and_monitor(mlci, job, sha, "raw/points.csv")
 
 
@@ -305,3 +310,19 @@ def test_the_writers_use_only_the_vocabulary() -> None:
     assert vocab.read_metrics(written) == {"acc": 0.5}
     assert vocab.origin(written) == {"pr": "3", "git_sha": "s"}
     assert vocab.is_candidate(written), "restored (last) makes it a candidate again"
+
+
+def test_a_champion_without_a_recorded_task_is_judged_by_its_model() -> None:
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from mlci.monitor.result import Champion
+    from mlci.monitor.run import task_of
+
+    champ = Champion("m", "3", "r", None, {}, {})
+    notes: list[str] = []
+    assert task_of(champ, LinearRegression(), notes) == "regression"
+    assert task_of(champ, LogisticRegression(), notes) == "classification" and not notes
+    assert task_of(champ, object(), notes) == "classification"
+    assert notes == ["m v3 records no task: judged as classification"]
+    recorded = Champion("m", "3", "r", None, {}, {}, "sklearn", "regression")
+    assert task_of(recorded, LogisticRegression(), notes) == "regression"

@@ -48,7 +48,7 @@ class Champion:
     data: dict[str, str]  # training data path -> DVC md5, from the lineage tags
     metrics: dict[str, float]  # recorded at promotion
     backend: str = "sklearn"
-    task: str = "classification"
+    task: str | None = None  # None: not recorded; the monitor asks the model
 
 
 @dataclass(frozen=True)

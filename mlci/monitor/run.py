@@ -63,8 +63,21 @@ def champion(settings: Settings) -> Champion:
         vocab.training_data(mv.tags),
         recorded,
         vocab.backend(mv.tags) or "sklearn",
-        vocab.task(mv.tags) or "classification",
+        vocab.task(mv.tags),
     )
+
+
+def task_of(champ: Champion, model: Any, notes: list[str]) -> str:
+    """The champion's task: as recorded, else as its model tells (a scikit-learn estimator),
+    else classification, said in a note."""
+    if champ.task:
+        return champ.task
+    from mlci.project.modelfile import task_of as model_task
+
+    found = model_task(getattr(model, "model", model))
+    if found is None:
+        notes.append(f"{champ.name} v{champ.version} records no task: judged as classification")
+    return found or "classification"
 
 
 def _frame(raw: bytes, path: str) -> Any:
@@ -252,7 +265,8 @@ def check(
     try:
         if result.labelled and label is not None:
             labelled = snap[label].notna().to_numpy()
-            head = score(trainer, model, x[labelled], snap[label][labelled], champ.task)
+            task = task_of(champ, model, result.notes)
+            head = score(trainer, model, x[labelled], snap[label][labelled], task)
             result.comparison = metrics.compare(
                 champ.metrics,
                 head,

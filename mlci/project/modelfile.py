@@ -92,8 +92,30 @@ def flavour(path: Path) -> str:
     return "pickle" if head[:1] == b"\x80" else "files"
 
 
-def log(root: Path, model: ModelDecl, run_id: str) -> str:
-    """Log the model's files into MLflow run ``run_id`` under ``model``; returns the flavour."""
+@dataclass(frozen=True)
+class Logged:
+    """What logging a model file found: its flavour, and where the object tells, the backend
+    that loads it and its task (so the monitor never has to assume them)."""
+
+    kind: str
+    backend: str | None = None
+    task: str | None = None
+
+
+def task_of(obj: Any) -> str | None:
+    """``classification`` or ``regression`` for a scikit-learn estimator; None otherwise."""
+    module = type(obj).__module__ or ""
+    if not module.startswith("sklearn") and not hasattr(obj, "_estimator_type"):
+        return None
+    from sklearn.base import is_classifier, is_regressor
+
+    if is_regressor(obj):
+        return "regression"
+    return "classification" if is_classifier(obj) else None
+
+
+def log(root: Path, model: ModelDecl, run_id: str) -> Logged:
+    """Log the model's files into MLflow run ``run_id`` under ``model``."""
     path = root / model.path
     if not path.exists():
         raise ConfigError(
@@ -121,7 +143,9 @@ def log(root: Path, model: ModelDecl, run_id: str) -> str:
             f"MLflow could not log the model {model.path}: {first_line(exc)}",
             fix="check the artifact store is writable; run with --debug for the cause",
         ) from exc
-    return kind
+    if kind in ("sklearn", "mlci-sklearn"):
+        return Logged(kind, "sklearn", task_of(obj))
+    return Logged(kind)
 
 
 def _unpickled(path: Path) -> tuple[str, Any]:

@@ -180,9 +180,12 @@ def recorded(reused_run: str | None = None) -> dict[str, str]:
     return _clean({RECORDED: True, REUSED_RUN: reused_run})
 
 
-def model_file(flavour: str, path: str) -> dict[str, str]:
-    """The model mlci logged into a run from the declared file."""
-    return _clean({MODEL_FLAVOUR: flavour, MODEL_PATH: path})
+def model_file(
+    flavour: str, path: str, backend: str | None = None, task: str | None = None
+) -> dict[str, str]:
+    """The model mlci logged into a run from the declared file, with the backend that loads
+    it and its task where the file told."""
+    return _clean({MODEL_FLAVOUR: flavour, MODEL_PATH: path, BACKEND: backend, TASK: task})
 
 
 def carried(run_tags: Mapping[str, Any]) -> dict[str, str]:

@@ -234,8 +234,9 @@ def for_promotion(
         tracking.tag_run(run_id, vocab.training(lin), uri)  # not this job's commit nor trust
     run = runs.get_run(uri, run_id)
     if run is not None and not runs.has_model(uri, run):
-        kind = modelfile.log(root, model, run_id)
-        tracking.tag_run(run_id, vocab.model_file(kind, model.path), uri)
+        logged = modelfile.log(root, model, run_id)
+        facts = vocab.model_file(logged.kind, model.path, logged.backend, logged.task)
+        tracking.tag_run(run_id, facts, uri)
         run = runs.get_run(uri, run_id)
     if run is None:
         raise MlflowError(
