@@ -14,6 +14,7 @@ from mlci.cli.common import (
     context,
     params_option,
     repo_root,
+    save_option,
     settings_for,
     show_publication,
     show_published,
@@ -26,12 +27,7 @@ from mlci.errors import MlciError
 @params_option
 @click.option("--no-pull", is_flag=True, help="Skip `dvc pull` (data already present).")
 @click.option("--report-name", metavar="NAME", help="Key of the sticky comment (default mlci).")
-@click.option(
-    "--save",
-    type=click.Path(file_okay=False),
-    metavar="DIR",
-    help="Also save the report for a fork-safe publisher (see `publish --from`).",
-)
+@save_option
 def run(
     base: str | None,
     params_file: str | None,
@@ -129,12 +125,7 @@ def compare(base: str | None, params_file: str | None, as_json: bool) -> None:
     metavar="FILE",
     help="Where to write the Markdown (default: mlci.report_path).",
 )
-@click.option(
-    "--save",
-    type=click.Path(file_okay=False),
-    metavar="DIR",
-    help="Save report + PR number + head SHA + verdict for `publish --from`.",
-)
+@save_option
 def report_cmd(
     base: str | None, params_file: str | None, out: str | None, save: str | None
 ) -> None:

@@ -75,6 +75,13 @@ base_option = click.option(
 params_option = click.option(
     "--params-file", metavar="FILE", help="Params file holding the `mlci:` section."
 )
+save_option = click.option(
+    "--save",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Also save the report (PR number, head SHA, verdict) for a fork-safe publisher "
+    "(`publish --from`).",
+)
 
 
 def show_publication(pub: Any, what: str, *, show_error: bool = True) -> None:
