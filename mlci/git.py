@@ -201,6 +201,22 @@ def fetch_commit(root: Path, sha: str) -> bool:
     return rev_sha(root, sha) is not None
 
 
+def first_parent(root: Path, rev: str = "HEAD") -> str | None:
+    """The first parent of ``rev`` (the branch tip before a merge), fetched where a shallow CI
+    checkout lacks it; None for a root commit or where it cannot be had. Read from the commit
+    object itself: a shallow clone hides the parents from ``rev^``, not from ``cat-file``."""
+    proc = _git(root, "cat-file", "commit", rev, check=False)
+    if proc.returncode != 0:
+        return None
+    for line in proc.stdout.splitlines():
+        if not line:
+            break  # the headers end; a root commit has no parent line
+        if line.startswith("parent "):
+            sha = line.removeprefix("parent ").strip()
+            return sha if fetch_commit(root, sha) else None
+    return None
+
+
 _REF_FORBIDDEN = set(" ~^:?*[\\\x7f")
 
 

@@ -149,3 +149,46 @@ def test_compare_against_the_champion(workspace: Workspace) -> None:
     base = {m["name"]: m["base"] for m in compared["metrics"]}
     for name in ("accuracy", "roc_auc", "log_loss"):
         assert base[name] == pytest.approx(champ_metrics[name], abs=1e-12), name
+
+
+def test_a_push_after_the_merge_is_compared_with_what_is_deployed(workspace: Workspace) -> None:
+    """A push to the promotion branch compares with ``@champion`` (with no champion yet, the
+    first parent), never main with itself: a regression merged on a stale base fails here,
+    before `mlci promote` could make it the champion."""
+    project = workspace.project
+    assert workspace.mlci(project, "promote").returncode == 0  # main -> v1
+    good = git(project, "rev-parse", "HEAD").strip()
+    params_path = project / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["train"]["params"].update(max_depth=1, n_estimators=2)
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    git(project, "commit", "-q", "-am", "merged on a stale base: a worse model")
+    push = workspace.clone("main", "push")
+    event = workspace.work / "push.json"
+    event.write_text(json.dumps({"repository": {"default_branch": "main"}}))
+    env = {"GITHUB_EVENT_NAME": "push", "GITHUB_REF": "refs/heads/main"}
+    env["GITHUB_EVENT_PATH"] = str(event)
+
+    proc = workspace.mlci(push, "run", **env)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    report = (push / ".mlci" / "report.md").read_text()
+    assert "vs `diabetes-progression@champion (v1)`" in report, report[:400]
+    assert "**Failed gates**" in report
+
+    # no champion in this store yet: the commit before the merge, fetched into the shallow clone
+    empty = f"sqlite:///{workspace.work / 'empty.db'}"
+    proc = workspace.mlci(push, "run", MLCI_MLFLOW_TRACKING_URI=empty, **env)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    report = (push / ".mlci" / "report.md").read_text()
+    assert f"vs `first parent {good[:7]} (no champion yet)`" in report, report[:400]
+
+    # a push elsewhere, or a PR, keeps its base: main
+    proc = workspace.mlci(
+        push,
+        "compare",
+        "--json",
+        GITHUB_EVENT_NAME="push",
+        GITHUB_REF="refs/heads/feature",
+        GITHUB_EVENT_PATH=str(event),
+    )
+    assert json.loads(proc.stdout)["base_rev"] == "main", proc.stdout[:300]

@@ -13,7 +13,8 @@ from typing import Any
 
 from mlci import git
 from mlci.ci import CIContext
-from mlci.registry import runs
+from mlci.errors import MlciError
+from mlci.registry import runs, tracking
 from mlci.settings.config import Settings
 
 
@@ -32,9 +33,40 @@ class Base:
     from_registry: bool = False
 
 
-def requested(settings: Settings, ctx: CIContext, flag: str | None = None) -> str:
-    """The base the user asked for: flag, else setting, else the PR's base branch, else main."""
-    return flag or settings.base or ctx.base_ref or "main"
+def choose(root: Path, settings: Settings, ctx: CIContext, flag: str | None = None) -> Base:
+    """The base of this check: ``--base``, else ``mlci.base``, else the PR's base branch; on a
+    push to the promotion branch, what is deployed (``@champion``; with no champion yet, or a
+    registry that cannot be read, the first parent); else main."""
+    explicit = flag or settings.base or ctx.base_ref
+    if explicit:
+        return resolve(root, settings, explicit)
+    if after_merge(settings, ctx):
+        return deployed(root, settings)
+    return resolve(root, settings, "main")
+
+
+def after_merge(settings: Settings, ctx: CIContext) -> bool:
+    """A push to the branch models are promoted from (``mlci.promote_branch``, else the
+    repository's default branch): comparing it with itself would prove nothing."""
+    if ctx.event_name != "push" or not (ctx.ref or "").startswith("refs/heads/"):
+        return False
+    branch = (ctx.ref or "").removeprefix("refs/heads/")
+    return branch == (settings.promote_branch or ctx.default_branch or "main")
+
+
+def deployed(root: Path, settings: Settings) -> Base:
+    """What a merged change must beat: the champion, else the commit before the merge."""
+    why = "no champion yet"
+    try:
+        champion = _from_registry(root, settings, "champion")
+    except MlciError as exc:  # the check still runs; the label says why it is the parent
+        champion, why = None, f"the registry could not be read: {exc.one_line()}"
+    if champion is not None and champion.metrics is not None:
+        return champion
+    parent = git.first_parent(root)
+    if parent is None:
+        return Base(label=f"no earlier commit ({why})", sha=None)
+    return Base(label=f"first parent {parent[:7]} ({why})", sha=parent)
 
 
 def resolve(root: Path, settings: Settings, rev: str) -> Base:
@@ -49,6 +81,8 @@ def _from_registry(root: Path, settings: Settings, alias: str) -> Base:
     from mlci.registry import tags as vocab
 
     name = settings.model_name
+    if tracking.store_absent(settings.tracking_uri):  # no store, no alias: MLflow not opened
+        return Base(label=f"{name}@{alias}", sha=None, from_registry=True)
     version = registry.alias_version(settings.tracking_uri, name, alias)
     if version is None:
         return Base(label=f"{name}@{alias}", sha=None, from_registry=True)

@@ -165,7 +165,7 @@ def pr_check(
                     state.pulled = remote.pull(root, settings.dvc_remote, repo=repo)
                 except DvcRemoteError as exc:  # fails the check; data checks still run
                     state.error = exc
-        against = baseline.resolve(root, settings, baseline.requested(settings, ctx, base))
+        against = baseline.choose(root, settings, ctx, base)
         if reproduce and degrade.rebuild_before_validating(state.pulled, settings.validate):
             with _timed(state, "reproduce", on_stage):
                 repro.reproduce(root, repo=repo)  # the remote lacked validated data: rebuild it
@@ -187,7 +187,9 @@ def pr_check(
                 state.comparison = compare.compare_with_base(root, settings, against)
             if against.sha is not None:
                 with _timed(state, "plots", on_stage):
-                    state.plots = plots_section(root, settings, ctx, against.sha, save, publisher)
+                    state.plots = plots_section(
+                        root, settings, ctx, against.sha, save, publisher, base_name=against.label
+                    )
     except MlciError as exc:
         state.error = state.error or exc
     finally:
@@ -221,6 +223,7 @@ def plots_section(
     base_sha: str,
     save: Path | None,
     publisher: publish.Publisher,
+    base_name: str = "",
 ) -> str:
     """Every declared plot, base against PR, rendered for the report. Images go to the
     repository's images branch where the token may write it, else into the saved report
@@ -231,7 +234,14 @@ def plots_section(
     from mlci.plots import render as plot_render
 
     try:
-        found = plots.collect(root, base_sha, settings.plots, out_dir=root / ".mlci" / "plots-src")
+        found = plots.collect(
+            root,
+            base_sha,
+            settings.plots,
+            out_dir=root / ".mlci" / "plots-src",
+            base_name=base_name,  # the legends' names: "base (main@abc1234)", "this PR (...)"
+            head_sha=ctx.head_sha,
+        )
     except Exception as exc:  # DVC's plots machinery on a project it cannot read
         reason = exc.message if isinstance(exc, MlciError) else f"{type(exc).__name__}: {exc}"
         return f"### Plots\n\n> [!WARNING]\n> The plots could not be read: {inert(reason, 300)}\n"

@@ -100,8 +100,8 @@ def compare(base: str | None, params_file: str | None, as_json: bool) -> None:
 
     root = repo_root()
     settings = settings_for(root, params_file=params_file)
-    rev = baseline.requested(settings, context(), base)
-    c = compare.compare_with_base(root, settings, baseline.resolve(root, settings, rev))
+    against = baseline.choose(root, settings, context(), base)
+    c = compare.compare_with_base(root, settings, against)
     if as_json:
         console.out(json.dumps(metrics.to_json(c), indent=2, default=str))
     else:
@@ -113,7 +113,7 @@ def compare(base: str | None, params_file: str | None, as_json: bool) -> None:
         raise failure
     if not as_json:
         say = console.success if verdict.outcome is outcome.Outcome.PASSED else console.info
-        say(f"{verdict.icon} compared with {rev}: {verdict.summary}")
+        say(f"{verdict.icon} compared with {against.label}: {verdict.summary}")
 
 
 @click.command("report")
