@@ -20,6 +20,7 @@ from mlci.settings.datachecks import PiiSettings, Thresholds
 from mlci.settings.gates import Gate, as_bool, parse_gate, suggest
 from mlci.settings.monitor import MonitorSettings
 from mlci.settings.plots import PlotSettings
+from mlci.settings.release import ReleaseSettings
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Settings:
     pii: PiiSettings = field(default_factory=PiiSettings)
     plots: PlotSettings = field(default_factory=PlotSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
     notes: tuple[str, ...] = ()
 
     @property
@@ -62,7 +64,16 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("root", "notes")}
-_STRUCTURED = ("validate", "sensitive_columns", "gates", "drift", "pii", "plots", "monitor")
+_STRUCTURED = (
+    "validate",
+    "sensitive_columns",
+    "gates",
+    "drift",
+    "pii",
+    "plots",
+    "monitor",
+    "release",
+)
 _SCALARS = {name: f.type for name, f in _FIELDS.items() if name not in _STRUCTURED}
 
 
@@ -91,6 +102,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         return PlotSettings.from_mapping(value, where)
     if name == "monitor":
         return MonitorSettings.from_mapping(value, where)
+    if name == "release":
+        return ReleaseSettings.from_mapping(value, where)
     if name == "gates":
         if not isinstance(value, Mapping):
             raise ConfigError(
@@ -122,6 +135,8 @@ TRUST_KEYS = (
     "plots.branch",  # the branch the token writes images to
     "monitor.branch",  # the branch the token pushes a retraining change to
     "monitor.workflow",  # the workflow the token dispatches
+    "release.approval",  # who must approve before a challenger becomes champion
+    "release.environment",
 )
 # Events whose work tree is the repository's own (not a pull request's) files.
 _OWN_CODE_EVENTS = frozenset(
