@@ -149,13 +149,18 @@ def test_init_writes_settings_schemas_and_workflows_that_gate(
 
     import pandera.pandas as pa
 
-    raw = pa.DataFrameSchema.from_yaml((repo / "schemas" / "raw.yaml").read_text())
+    raw_text = (repo / "schemas" / "raw.yaml").read_text()
+    raw = pa.DataFrameSchema.from_yaml(raw_text)
     assert set(raw.columns) == {"id", "x", "label"}
+    # types and categories, never today's ranges (an id or an x may grow)
+    assert [c.name for c in raw.columns["label"].checks] == ["isin"]
+    assert not raw.columns["id"].checks and not raw.columns["x"].checks
 
     for name in ("mlci-pr.yml", "mlci-publish.yml", "mlci-promote.yml"):
         text = (repo / ".github" / "workflows" / name).read_text()
         assert f"uses: acme/mlci@{sha}" in text and "uses: ./" not in text
         assert "pyproject.toml" not in text  # the project has none: no pip cache keyed on it
+        assert "Install the project's dependencies" not in text  # nor any other to install
         assert yaml.safe_load(text)["jobs"]
 
     again = mlci(repo, "init")

@@ -5,9 +5,11 @@ files, params files, the tables stages depend on) and writes:
 
 - the ``mlci:`` section of ``params.yaml``: ``validate`` (one schema per data table) and
   ``gates`` (one per metric whose name says which way is better, see ``directions``);
-- ``schemas/<name>.yaml``: pandera's own ``infer_schema`` of each table, as YAML;
+- ``schemas/<name>.yaml``: each table's types, nullability and categories, never bounded by
+  today's values (:mod:`mlci.adopt.schemas`);
 - ``.github/workflows/mlci-pr.yml``, ``mlci-publish.yml`` and ``mlci-promote.yml`` (at the git
-  top level) from the copies shipped in ``mlci/templates``, which are this repository's own.
+  top level) from the copies shipped in ``mlci/templates``, which are this repository's own;
+  the two that run stages also install the project's own dependencies (:mod:`mlci.adopt.deps`).
 
 Nothing is overwritten without ``force``: every target is checked before anything is written.
 """
@@ -20,15 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlci import __version__
+from mlci.adopt import deps
 from mlci.errors import ConfigError, RepoError
 from mlci.verdict.directions import direction_of, gates_yaml, is_counter
 
 WORKFLOWS = ("mlci-pr.yml", "mlci-publish.yml", "mlci-promote.yml")
+STAGE_WORKFLOWS = ("mlci-pr.yml", "mlci-promote.yml")  # run stages: install the project's deps
 TEMPLATES = Path(__file__).parent.parent / "templates"  # mlci/templates
 TABLES = (".csv", ".parquet", ".pq")
 PLACEHOLDER = f"<owner>/mlci@<40-hex commit SHA> # v{__version__}"
 _SELF_USES = re.compile(r"^(\s*)uses: \./ #.*$", re.MULTILINE)
 _ACTION = re.compile(r"[\w.-]+/[\w.-]+(/[\w.-]+)*@[\w.-]+")
+# The mlci step (and the comment above it): the install step goes before it.
+_MLCI_STEP = re.compile(
+    r"^(?P<indent> *)(?:# In your repository:.*\n(?P=indent))?"
+    r"- name: mlci.*\n(?P=indent)  id: mlci$",
+    re.MULTILINE,
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class InitResult:
     missing: tuple[str, ...] = ()  # declared files not in the work tree (pull or repro first)
     placeholder: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    installs: tuple[str, ...] = ()  # one line per dependency file: what the workflows install
 
 
 def inspect(root: Path) -> Project:
@@ -73,13 +84,16 @@ def init(root: Path, top: Path, *, action: str | None = None, force: bool = Fals
     gates = {n: d for n in names if (d := direction_of(n)) and not n.startswith("slices.")}
     unclassified = tuple(n for n in names if n not in gates and not is_counter(n))
     schemas = _schema_paths(project.data)
+    sources = deps.find(root, top)
     params = root / "params.yaml"
     files: dict[Path, str] = {}
     for data_path, schema in schemas.items():
         files[root / schema] = _infer(root / data_path, data_path)
     for name in WORKFLOWS:
-        text = (TEMPLATES / name).read_text(encoding="utf-8")
-        files[top / ".github" / "workflows" / name] = _adapt(text, root, top, action)
+        text = _adapt((TEMPLATES / name).read_text(encoding="utf-8"), root, top, action, sources)
+        if name in STAGE_WORKFLOWS:
+            text = with_install_step(text, sources)
+        files[top / ".github" / "workflows" / name] = text
     section = _section(schemas, gates, unclassified)
     old = params.read_text(encoding="utf-8") if params.is_file() else ""
     clash = [p for p in files if p.exists()] + ([params] if _has_section(old) else [])
@@ -105,6 +119,7 @@ def init(root: Path, top: Path, *, action: str | None = None, force: bool = Fals
         missing,
         action is None,
         notes,
+        deps.summary(sources),
     )
 
 
@@ -128,24 +143,39 @@ def _schema_paths(data: tuple[str, ...]) -> dict[str, str]:
 
 
 def _infer(path: Path, shown: str) -> str:
-    """pandera's inferred schema of the table at ``path``, as YAML."""
-    import pandera.pandas as pa
-
-    from mlci.checks.validation import read_table
+    """The schema of the table at ``path``, as YAML (see :mod:`mlci.adopt.schemas`)."""
+    from mlci.adopt import schemas
+    from mlci.checks.frames import read_table
 
     if not path.is_file():
         raise RepoError(
             f"{shown}: a stage depends on it but it is not in the work tree",
             fix="run `dvc pull` (or `dvc repro`) first, so mlci init can read the data",
         )
-    schema = pa.infer_schema(read_table(path, shown))
-    head = f"# Inferred by `mlci init` from {shown}: review the checks (ranges are today's).\n"
-    return head + str(schema.to_yaml())
+    return schemas.infer(read_table(path, shown), shown)
 
 
-def _adapt(text: str, root: Path, top: Path, action: str | None) -> str:
+def with_install_step(text: str, sources: tuple[deps.Source, ...]) -> str:
+    """A workflow with the step that installs the project's dependencies before mlci's."""
+    found = _MLCI_STEP.search(text)
+    if found is None:
+        raise RepoError(
+            "a workflow template has no `mlci` step to install the dependencies before",
+            fix="report it: the templates in mlci/templates must keep their `id: mlci` step",
+        )
+    install = deps.step(sources, found.group("indent"))
+    return text[: found.start()] + install + text[found.start() :]
+
+
+def _adapt(
+    text: str,
+    root: Path,
+    top: Path,
+    action: str | None,
+    sources: tuple[deps.Source, ...] = (),
+) -> str:
     """A template made this repository's: the action reference, the project's directory, and
-    the pip cache keyed on a file the repository has."""
+    the pip cache keyed on the files its install step installs (or a file the repository has)."""
     text = _SELF_USES.sub(lambda m: f"{m.group(1)}uses: {action or PLACEHOLDER}", text)
     sub = os.path.relpath(root, top).replace(os.sep, "/")
     if sub != ".":
@@ -158,6 +188,9 @@ def _adapt(text: str, root: Path, top: Path, action: str | None) -> str:
         text = text.replace("path: .dvc/cache", f"path: {sub}/.dvc/cache")
         text = text.replace("hashFiles('dvc.lock')", f"hashFiles('{sub}/dvc.lock')")
         text = text.replace("path: mlci-report/", f"path: {sub}/mlci-report/")
+    keys = [s.path for s in deps.installed(sources)]
+    if keys:
+        return _cache_keys(text, keys)
     if not (top / "pyproject.toml").is_file():
         dep = next((n for n in ("requirements.txt", "setup.py") if (top / n).is_file()), None)
         if dep:
@@ -172,6 +205,18 @@ def _adapt(text: str, root: Path, top: Path, action: str | None) -> str:
                 flags=re.MULTILINE,
             )
     return text
+
+
+def _cache_keys(text: str, keys: list[str]) -> str:
+    """``cache-dependency-path`` set to ``keys`` (a block when there are several)."""
+
+    def keyed(m: re.Match[str]) -> str:
+        if len(keys) == 1:
+            return f"{m.group(1)}cache-dependency-path: {keys[0]}"
+        block = "".join(f"\n{m.group(1)}  {k}" for k in keys)
+        return f"{m.group(1)}cache-dependency-path: |{block}"
+
+    return re.sub(r"^( *)cache-dependency-path: pyproject.toml$", keyed, text, flags=re.M)
 
 
 def _section(schemas: dict[str, str], gates: dict[str, str], unclassified: tuple[str, ...]) -> str:

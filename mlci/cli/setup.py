@@ -61,6 +61,8 @@ def init_cmd(action: str | None, force: bool) -> None:
     for path in result.written:
         console.info(f"wrote {os.path.relpath(path, Path.cwd())}")
     console.info(f"gates: {', '.join(f'{n} ({d})' for n, d in result.gates.items()) or 'none'}")
+    for line in result.installs:
+        console.info(f"installs: {line}")
     if result.unclassified:
         console.info(
             f"not gated (the name does not say which way is better): "
