@@ -1,5 +1,7 @@
 """Plots: collect + render N plots (Mermaid/tables, and PNGs) against `dvc plots diff --json`
-on the same two revisions, plus the bytes a check would upload to the images branch.
+on the same two revisions, plus the bytes a check would upload to the images branch; then the
+plots stage of a re-run that publishes its images to the loopback GitHub (the test suite's
+server, with GitHub's real 1 s spacing of mutating requests), and the requests it makes.
 
     python bench/plots.py [N ...]        # default: 4 16
 
@@ -15,14 +17,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from common import PY, machine_facts, table, time_cmd, time_fn
 
+from mlci.github.client import GitHubClient
 from mlci.plots import png as plot_png
 from mlci.plots import render as plot_render
 from mlci.plots.collect import collect
+from mlci.report import images as plot_images
 from mlci.settings.plots import PlotSettings
+
+from github_server import FakeGitHub
 
 DVC = str(Path(PY).parent / "dvc")
 
@@ -87,6 +96,63 @@ def render(
     )
 
 
+def stage(
+    root: Path, base: str, out: Path, cache: Path, client: GitHubClient, run: str
+) -> dict[str, float]:
+    """The plots stage of a check with images published: collect, PNGs (cached), publish to
+    the images branch, the section; the seconds each part took."""
+    settings = PlotSettings()
+    took: dict[str, float] = {}
+    start = time.perf_counter()
+    plotset = collect(root, base, settings, out_dir=out, base_name="main")
+    took["collect"] = time.perf_counter() - start
+    pngs, problems = plot_png.pngs(plotset, settings, cache)
+    took["pngs"] = time.perf_counter() - start - took["collect"]
+    mark = time.perf_counter()
+    links = plot_images.publish_or_save(client, pngs, settings, run_name=run, report_dir=None)
+    took["publish"] = time.perf_counter() - mark
+    plot_render.section(plotset, links, settings, problems, pngs)
+    took["stage"] = time.perf_counter() - start
+    return took
+
+
+def _kinds(server: FakeGitHub, since: int) -> str:
+    """The requests made since request ``since``, counted by method and Git Data resource."""
+    counted = Counter(
+        f"{r.method} {r.path.split('/git/')[-1].split('/')[0] if '/git/' in r.path else 'other'}"
+        for r in server.requests[since:]
+    )
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counted.items())) or "none"
+
+
+def bench_rerun(root: Path, base: str, tmp: Path, dvc_cli: float) -> None:
+    """A check's plots stage run again on the same revisions: what a re-run of the PR check
+    costs for plots, GitHub's 1 s spacing of mutating requests included (real sleeps)."""
+    server = FakeGitHub().start()
+    try:
+        client = GitHubClient(server.url, server.integration_token, server.repo)
+        out, cache = tmp / "rerun-src", tmp / "rerun-cache"
+        first = stage(root, base, out, cache, client, "1-1")  # renders and uploads
+        first_requests = _kinds(server, 0)
+        runs = []
+        for attempt in (2, 3, 4):
+            before = len(server.requests)
+            runs.append(stage(root, base, out, cache, client, f"1-{attempt}"))
+        again = _kinds(server, before)
+        commits = len(server.git.history("mlci-plots"))
+    finally:
+        server.stop()
+    rerun = sorted(runs, key=lambda t: t["stage"])[1]  # the median of three
+    print(f"first run's requests: {first_requests}")
+    print(f"a re-run's requests: {again}; images-branch commits after 4 runs: {commits}")
+    rows: list[tuple[str, float, float | None]] = [("`dvc plots diff --json` (CLI)", dvc_cli, None)]
+    for name, took in (("first run", first), ("re-run", rerun)):
+        rows.append((f"plots stage, {name}", took["stage"], took["stage"] / dvc_cli))
+        for part in ("collect", "pngs", "publish"):
+            rows.append((f"  of which {part}", took[part], took[part] / dvc_cli))
+    table(rows, "`dvc plots diff`")
+
+
 def bench(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "p"
@@ -107,7 +173,8 @@ def bench(n: int) -> None:
         cache = Path(tmp) / "cache"
         render(root, base, out, with_png, cache)
         t_cached = time_fn(lambda: render(root, base, out, with_png, cache), repeat=3)
-    print(f"\n{n} plots · bytes uploaded per check (PNGs): {uploaded:,}")
+        print(f"\n{n} plots · bytes uploaded per check (PNGs): {uploaded:,}")
+        bench_rerun(root, base, Path(tmp), dvc_cli)
     print(f"report section: {len(section):,} characters")
     table(
         [

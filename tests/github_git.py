@@ -1,9 +1,12 @@
 """Git Data API of the loopback GitHub (``tests/github_server.py``): a real object store.
 
 Blobs, trees and commits are hashed as git hashes them (so a tree's SHA changes when anything
-under it does), refs move only fast-forward unless ``force``, and ``GET /contents/{path}``
-lists a directory of any commit or branch. ``contents_write = False`` answers every write as
-GitHub answers a token without ``contents: write``.
+under it does), refs move only fast-forward unless ``force``, ``GET /contents/{path}``
+lists a directory of any commit or branch, and ``GET /git/trees/{tree_sha}`` a tree (named by
+its SHA, a commit's or a branch's), with ``recursive`` every entry under it, cut short
+(``truncated``) past ``max_listing`` entries as GitHub cuts past 100,000.
+``contents_write = False`` answers every write as GitHub answers a token without
+``contents: write``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class GitStore:
     trees: dict[str, dict[str, tuple[str, str, str]]] = field(default_factory=dict)
     commits: dict[str, dict[str, Any]] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)
+    max_listing: int = 100_000  # entries of a recursive tree listing before it is truncated
 
     # -- objects ----------------------------------------------------------------------------
 
@@ -97,6 +101,8 @@ class GitStore:
             return 201, {"sha": sha, "url": f"{self.url}/repos/{self.repo}/git/blobs/{sha}"}
         if template.endswith("/git/trees"):
             return 201, self._create_tree(data)
+        if template.endswith("/git/trees/{tree_sha}"):
+            return 200, self._get_tree(v["tree_sha"], bool(v.get("recursive")))
         if template.endswith("/git/commits"):
             return 201, self._create_commit(data)
         if template.endswith("/git/ref/{ref}"):
@@ -136,6 +142,27 @@ class GitStore:
         sha = self._tree_sha(root)
         return {"sha": sha, "url": f"{self.url}/repos/{self.repo}/git/trees/{sha}",
                 "truncated": False, "tree": self._listing(sha)}  # fmt: skip
+
+    def _get_tree(self, name: str, recursive: bool) -> dict[str, Any]:
+        """A tree by its SHA, a commit's SHA or a branch name, as ``GET git/trees`` answers."""
+        sha = self.refs.get(f"heads/{name}", name)
+        sha = self.commits[sha]["tree"] if sha in self.commits else sha
+        if sha not in self.trees:
+            raise GitApiError(404, "Not Found")
+        listing: list[dict[str, Any]] = []
+
+        def walk(tree: str, prefix: str) -> None:
+            for entry, (mode, kind, obj) in sorted(self.trees[tree].items()):
+                item = {"path": prefix + entry, "mode": mode, "type": kind, "sha": obj,
+                        "url": f"{self.url}/repos/{self.repo}/git/{kind}s/{obj}"}  # fmt: skip
+                listing.append(item | ({"size": len(self.blobs[obj])} if kind == "blob" else {}))
+                if kind == "tree" and recursive:
+                    walk(obj, f"{prefix}{entry}/")
+
+        walk(sha, "")
+        url = f"{self.url}/repos/{self.repo}/git/trees/{sha}"
+        truncated = len(listing) > self.max_listing
+        return {"sha": sha, "url": url, "tree": listing[: self.max_listing], "truncated": truncated}
 
     def _listing(self, tree: str) -> list[dict[str, Any]]:
         return [

@@ -161,6 +161,8 @@ class FakeGitHub:
         self.commit_pulls: dict[str, list[int]] = {}
         self.issues: dict[int, dict[str, Any]] = {}  # issue JSON by number (mlci monitor)
         self.dispatches: list[dict[str, Any]] = []  # workflow_dispatch requests received
+        self.run_approvals: dict[int, list[dict[str, Any]]] = {}  # run id -> deployment reviews
+        self.reviews: dict[int, list[dict[str, Any]]] = {}  # PR number -> reviews, oldest first
         self.used: dict[str, int] = {}
         self.faults: list[Fault] = []
         self._ids = itertools.count(1001)
@@ -241,6 +243,45 @@ class FakeGitHub:
         self.pulls[number] = {"number": number, "head_sha": head_sha, "head_repo": head_repo}
         self.comments.setdefault(number, [])
         return self.pulls[number]
+
+    def approve_run(
+        self,
+        run_id: int,
+        login: str,
+        *,
+        environment: str = "model-release",
+        state: str = "approved",
+    ) -> None:
+        """A reviewer of ``environment`` approved (or rejected) workflow run ``run_id``."""
+        user = self.users.get(login) or self.add_user(login)
+        env = {"id": 161088068, "node_id": "MDExOkVudmlyb25tZW50MTYxMDg4MDY4", "name": environment,
+               "url": f"{self.url}/repos/{REPO}/environments/{environment}",
+               "html_url": f"https://github.com/{REPO}/deployments/activity_log?environments_filter={environment}",
+               "created_at": _iso(0), "updated_at": _iso(0)}  # fmt: skip
+        self.run_approvals.setdefault(run_id, []).append(
+            {"state": state, "comment": "ship it", "environments": [env], "user": user}
+        )
+
+    def add_review(self, pr: int, login: str, state: str = "APPROVED") -> None:
+        """``login`` reviewed PR ``pr`` (``APPROVED``, ``CHANGES_REQUESTED``, ``COMMENTED``)."""
+        user = self.users.get(login) or self.add_user(login)
+        rid = next(self._ids)
+        html = f"https://github.com/{REPO}/pull/{pr}"
+        self.reviews.setdefault(pr, []).append(
+            {
+                "id": rid,
+                "node_id": f"PRR_{rid}",
+                "user": user,
+                "body": "",
+                "state": state,
+                "html_url": f"{html}#pullrequestreview-{rid}",
+                "pull_request_url": f"{self.url}/repos/{REPO}/pulls/{pr}",
+                "_links": {"html": {"href": html}, "pull_request": {"href": html}},
+                "submitted_at": _iso(next(self._clock)),
+                "commit_id": "c" * 40,
+                "author_association": "MEMBER",
+            }
+        )
 
     def merge_pull(self, number: int, sha: str) -> None:
         """PR ``number`` was merged as commit ``sha`` (what ``/commits/{sha}/pulls`` lists)."""
@@ -458,6 +499,8 @@ class FakeGitHub:
     ) -> tuple[int, dict[str, str], Any]:
         self.git.url = self.url
         ref = (query.get("ref") or ["main"])[-1]
+        if "recursive" in query:  # git/trees/{tree_sha}: any value asks for every entry
+            v = {**v, "recursive": True}
         try:
             status, answer = self.git.answer(method, template, v, data, ref)
         except GitApiError as exc:
@@ -521,6 +564,13 @@ class FakeGitHub:
             comment["body"] = data["body"]
             comment["updated_at"] = _iso(next(self._clock))
             return 200, {}, comment
+        if template.endswith("/actions/runs/{run_id}/approvals"):
+            return 200, {}, list(self.run_approvals.get(v["run_id"], []))
+        if template.endswith("/pulls/{pull_number}/reviews"):
+            if v["pull_number"] not in self.pulls:
+                raise ApiError(404, "Not Found")
+            found = list(self.reviews.get(v["pull_number"], []))
+            return self._paged(found, v, f"pulls/{v['pull_number']}/reviews")
         if template.endswith("/pulls/{pull_number}"):
             pull = self.pulls.get(v["pull_number"])
             if pull is None:
@@ -954,7 +1004,7 @@ class FakeGitHub:
             "state": pull.get("state", "open"),
             "locked": False,
             "title": pull.get("title", f"Change {n}"),
-            "user": owner,
+            "user": self.users[pull.get("author", "octocat")],
             "body": pull.get("body"),
             "labels": [],
             "milestone": None,

@@ -45,7 +45,7 @@ def _client(github: FakeGitHub) -> GitHubClient:
 
 
 def _image(i: int, data: bytes) -> images.PlotImage:
-    return images.PlotImage(images.image_key(f"plot {i}", "pr"), f"plot {i}", "pr", data)
+    return images.PlotImage(images.image_key(f"plot {i}", "pr", data), f"plot {i}", "pr", data)
 
 
 # ---- part 5: decoded, not sniffed ----
@@ -83,8 +83,9 @@ def test_decode_accepts_real_images_and_refuses_lookalikes() -> None:
 def test_an_artifact_png_with_magic_bytes_and_garbage_is_refused(
     github: FakeGitHub, tmp_path: Path
 ) -> None:
-    folder = images.save([_image(0, _png(4, 4, 0)), _image(1, _png(4, 4, 1))], tmp_path)
-    key = _image(1, b"").key
+    saved = [_image(0, _png(4, 4, 0)), _image(1, _png(4, 4, 1))]
+    folder = images.save(saved, tmp_path)
+    key = saved[1].key
     (folder / key).write_bytes(image_decode.PNG_MAGIC + b"\x00" * 64 + b"not an image")
     with pytest.raises(ConfigError, match="not a PNG or JPEG image that decodes"):
         images.publish_saved(_client(github), folder, PlotSettings(), run_name="fork")
@@ -181,21 +182,21 @@ def test_the_images_branch_holds_a_bounded_number_of_bytes(
 ) -> None:
     """The tree keeps the newest runs that fit in MAX_BRANCH_BYTES (here made small), however
     many keep_runs allows; dropping a run for its bytes starts the history again, so what the
-    branch reaches stays bounded too. A run folder named before sizes were is listed to size
-    it."""
+    branch reaches stays bounded too. Every run folder, one named before sizes were included,
+    is sized from the one listing of the branch's tree: no folder is listed on its own."""
     assert images_branch.MAX_BRANCH_BYTES // MiB == 100
     client = _client(github)
     legacy = bytes(3000)
     tree = client.create_tree([{"path": "mlci-plots/000001-legacy-1/a.png", "mode": "100644",
                                 "type": "blob", "sha": client.create_blob(legacy)}])  # fmt: skip
     assert client.move_branch("mlci-plots", client.create_commit("old", tree, []), create=True)
-    run = [_image(i, _png(40, 30, i, level=0)) for i in range(2)]
-    size = sum(len(p.data) for p in run)  # about 7.4 kB a run
+    size = 2 * len(_png(40, 30, 0, level=0))  # about 7.4 kB a run, whatever its pixels
     bound = 3 * size + 100
     monkeypatch.setattr(images_branch, "MAX_BRANCH_BYTES", bound)
     settings = PlotSettings(keep_runs=20)
     names = []
     for n in range(7):
+        run = [_image(i, _png(40, 30, 10 * n + i, level=0)) for i in range(2)]  # new images
         links = images.publish(client, run, settings, run_name=f"run {n}")
         names.append(sorted({p.split("/")[1] for p in github.git.files(str(links.commit))}))
         assert _tree_bytes(github, "mlci-plots") <= bound
@@ -203,17 +204,17 @@ def test_the_images_branch_holds_a_bounded_number_of_bytes(
     assert names[1] == ["000001-legacy-1", f"000002-{size}b-run-0", f"000003-{size}b-run-1"]
     assert names[2] == [f"00000{n}-{size}b-run-{n - 2}" for n in (2, 3, 4)]  # the legacy out
     assert names[-1] == [f"00000{n}-{size}b-run-{n - 2}" for n in (6, 7, 8)]  # the newest 3
-    listed = github.requests_to("GET", r"/contents/mlci-plots/000001-legacy-1$")
-    assert len(listed) == 3  # sized by listing it, while it was there
+    assert github.requests_to("GET", r"/contents/") == []
+    assert len(github.requests_to("GET", r"/git/trees/")) == 7  # one listing a run
 
 
 def test_a_run_alone_larger_than_the_branch_bound_still_commits_only_itself(
     github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = _client(github)
-    run = [_image(0, _png(40, 30, 0, level=0))]
     monkeypatch.setattr(images_branch, "MAX_BRANCH_BYTES", 10)
     for n in range(3):
+        run = [_image(0, _png(40, 30, n, level=0))]
         images.publish(client, run, PlotSettings(), run_name=f"r{n}")
     assert sorted({p.split("/")[1] for p in github.git.files("mlci-plots")}) == [
         f"000003-{len(run[0].data)}b-r2"

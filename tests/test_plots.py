@@ -7,6 +7,7 @@ bar template, and an image folder (PNG and SVG).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import json
@@ -274,11 +275,11 @@ def _client(github: FakeGitHub, token: str | None = None) -> GitHubClient:
 
 
 def _images(n: int, tag: str) -> list[img_mod.PlotImage]:
+    data = [_png(2, 2, (i, ord(tag[0]), 3)) for i in range(n)]
     return [
-        img_mod.PlotImage(img_mod.image_key(f"plot {tag} {i}", "pr"), f"plot {i}", "pr",
-                          _png(2, 2, (i, 2, 3)))
-        for i in range(n)
-    ]  # fmt: skip
+        img_mod.PlotImage(img_mod.image_key(f"plot {tag} {i}", "pr", d), f"plot {i}", "pr", d)
+        for i, d in enumerate(data)
+    ]
 
 
 def test_images_go_to_an_orphan_branch_of_the_same_repository(
@@ -300,11 +301,13 @@ def test_images_go_to_an_orphan_branch_of_the_same_repository(
         links = img_mod.publish(client, _images(2, str(run)), settings, run_name=f"run {run}/1")
         commits.append(links.commit)
         assert links.uploaded_bytes == sum(len(i.data) for i in _images(2, str(run)))
-        for key, url in links.urls.items():
+        for img in _images(2, str(run)):  # each file named by its content
+            url = links.urls[img.key]
             prefix = f"https://github.com/{github.repo}/raw/{links.commit}/mlci-plots/"
-            assert url.startswith(prefix) and url.endswith(key)
+            assert url.startswith(prefix) and url.endswith(f"/{img.key}")
+            assert img.key.endswith(f"-{hashlib.sha256(img.data).hexdigest()[:32]}.png")
             path = url.removeprefix(f"https://github.com/{github.repo}/raw/{links.commit}/")
-            assert github.git.files(str(links.commit))[path].startswith(img_mod.PNG_MAGIC)
+            assert github.git.files(str(links.commit))[path] == img.data
     assert github.violations == []
     assert {tuple(a[:2]) for a in seen} == {tuple(allowed[:2])}  # no other host, ever
     git_calls = {r.method + " " + r.path.split("/git/")[-1].split("/")[0] for r in github.requests}

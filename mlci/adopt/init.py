@@ -26,7 +26,7 @@ from mlci.adopt import deps
 from mlci.errors import ConfigError, RepoError
 from mlci.verdict.directions import direction_of, gates_yaml, is_counter
 
-WORKFLOWS = ("mlci-pr.yml", "mlci-publish.yml", "mlci-promote.yml")
+WORKFLOWS = ("mlci-pr.yml", "mlci-publish.yml", "mlci-promote.yml", "mlci-release.yml")
 STAGE_WORKFLOWS = ("mlci-pr.yml", "mlci-promote.yml")  # run stages: install the project's deps
 TEMPLATES = Path(__file__).parent.parent / "templates"  # mlci/templates
 TABLES = (".csv", ".parquet", ".pq")

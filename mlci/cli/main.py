@@ -11,7 +11,7 @@ import sys
 import click
 
 from mlci import console, signals
-from mlci.cli import check, registry, setup, stages
+from mlci.cli import check, registry, release, setup, stages
 from mlci.cli.common import cli, debugging
 from mlci.errors import (
     EXIT_INTERRUPTED,
@@ -22,7 +22,7 @@ from mlci.errors import (
     save_for_parent,
 )
 
-for group in (check, stages, registry, setup):
+for group in (check, stages, registry, release, setup):
     for command in group.COMMANDS:
         cli.add_command(command)
 

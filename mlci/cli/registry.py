@@ -33,7 +33,12 @@ def promote(params_file: str | None, force: bool, auto: bool) -> None:
     console.out(result.markdown)
     p = result.promotion
     show_publication(result.published, "promotion note", show_error=p is None)
-    if p is not None:
+    if p is not None and p.challenger is not None:
+        console.success(
+            f"{p.name}: version {p.version} is the challenger; champion stays v{p.champion} "
+            "until it passes its probation and `mlci release` moves it"
+        )
+    elif p is not None:
         verb = "registered" if p.created else "already registered as"
         console.success(
             f"{p.name}: {verb} version {p.version}; champion -> v{p.champion}"
@@ -54,7 +59,10 @@ def rollback(params_file: str | None, to: str | None, reason: str) -> None:
 
     root = repo_root()
     settings = settings_for(root, params_file=params_file)
-    r = registry.rollback(settings.tracking_uri, settings.model_name, reason, to)
+    ctx = context()
+    r = registry.rollback(
+        settings.tracking_uri, settings.model_name, reason, to, ctx.actor, ctx.run_url
+    )
     console.success(f"{r.name}: champion v{r.before} -> v{r.after}")
 
 
@@ -77,8 +85,9 @@ def lineage(params_file: str | None) -> None:
 )
 @click.option(
     "--on-breach",
-    type=click.Choice(["issue", "pr", "dispatch"]),
-    help="On drift or degradation: the issue only, also a retraining PR, or a dispatch.",
+    type=click.Choice(["issue", "pr", "dispatch", "rollback"]),
+    help="On drift or degradation: the issue only, also a retraining PR, a dispatch, or "
+    "(a champion failing a gate in its probation) an automatic rollback.",
 )
 def monitor(params_file: str | None, snapshot: str | None, on_breach: str | None) -> None:
     """Check the champion on a fresh data snapshot: drift, accuracy, latency.

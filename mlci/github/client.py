@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from mlci.errors import GitHubError
+from mlci.github.approvals import Approvals
 from mlci.github.git_data import ContentsRefused, GitData
 from mlci.github.http import (
     CommentResult,
@@ -50,7 +51,7 @@ class Annotation:
         }
 
 
-class GitHubClient(IssuesAndPulls, GitData):
+class GitHubClient(IssuesAndPulls, GitData, Approvals):
     """GitHub's REST API for one repository, as mlci uses it (comments, check runs, statuses,
     pull requests; issues and the Git Data API through its bases)."""
 

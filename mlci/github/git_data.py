@@ -30,16 +30,21 @@ class GitData(HttpClient):
             return None
         return str(json_body(resp)["object"]["sha"])
 
-    def list_directory(self, path: str, ref: str) -> list[dict[str, Any]] | None:
-        """The entries (``name``, ``type``, ``sha`` ...) of directory ``path`` at ``ref``; None
-        when it does not exist there."""
-        why = Why(f"{path} at {ref[:12]} in {self.repository}", "contents: read")
-        url = f"/repos/{self.repository}/contents/{quote(path)}"
-        resp = self._request("GET", url, why, params={"ref": ref}, allow=(404,))
-        if resp.status_code == 404:
+    def tree(self, ref: str) -> tuple[list[dict[str, Any]], bool] | None:
+        """Every entry (``path``, ``type``, ``sha``, ``size`` ...) of the tree of ``ref`` (a
+        commit SHA or branch name), subfolders included, in one request, and whether GitHub cut
+        the listing short (``truncated``: more than 100,000 entries or 7 MB); None when ``ref``
+        does not exist."""
+        why = Why(f"the files of {ref[:12]} in {self.repository}", "contents: read")
+        url = f"/repos/{self.repository}/git/trees/{quote(ref)}"
+        resp = self._request("GET", url, why, params={"recursive": "1"}, allow=(404, 409))
+        if resp.status_code in (404, 409):  # 409: an empty repository
             return None
         data = json_body(resp)
-        return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else None
+        if not isinstance(data, dict) or not isinstance(data.get("tree"), list):
+            raise GitHubError(f"GitHub answered the tree of {ref[:12]} with something else")
+        entries = [e for e in data["tree"] if isinstance(e, dict)]
+        return entries, data.get("truncated") is True
 
     def create_blob(self, content: bytes) -> str:
         """Store ``content`` as a git blob; returns its SHA."""

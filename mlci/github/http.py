@@ -179,16 +179,8 @@ class HttpClient:
                         )
                 else:
                     raise _http_error(resp, shown, why)
-            if attempt == self.max_tries:
-                break
-            if waited + delay > self.max_wait_s:
-                found = reconcile() if unsure and reconcile is not None else None
-                if found is not None:
-                    return found
-                raise GitHubError(
-                    f"{shown}: gave up after {attempt} tries in {waited:.0f}s; last: {last}",
-                    fix="GitHub or the network is having trouble; re-run the job later",
-                )
+            if attempt == self.max_tries or waited + delay > self.max_wait_s:
+                break  # out of tries, or of time to wait for the next one
             if self._on_retry:
                 self._on_retry(
                     f"{last}; retrying in {delay:.1f}s (try {attempt + 1} of {self.max_tries})"
@@ -199,7 +191,7 @@ class HttpClient:
         if found is not None:
             return found
         raise GitHubError(
-            f"{shown}: gave up after {self.max_tries} tries; last: {last}",
+            f"{shown}: gave up after {attempt} tries in {waited:.0f}s; last: {last}",
             fix="GitHub or the network is having trouble; re-run the job later",
         )
 

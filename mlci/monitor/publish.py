@@ -65,6 +65,10 @@ def publish(
             "report-path": str(result.report_path),
             "issue-url": result.issue_url or "",
             "pr-url": result.pr_url or "",
+            "challenger-ready": "true"
+            if result.shadow is not None and result.shadow.ready
+            else "false",
+            "rolled-back": "" if result.rolled_back is None else result.rolled_back[1],
         },
     )
 

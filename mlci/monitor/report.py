@@ -129,6 +129,45 @@ def latency_section(result: MonitorResult) -> list[str]:
     return [*lines, ""]
 
 
+def shadow_section(result: MonitorResult) -> list[str]:
+    """The challenger beside the champion on this window, and how far its probation is."""
+    sh = result.shadow
+    if sh is None:
+        return []
+    state = "✅ no worse" if sh.passed else "❌ worse under the gates"
+    lines = [
+        f"### Challenger v{inert(sh.version)} in shadow beside champion v{inert(sh.against)}",
+        "",
+        f"This window: {state}. Probation: {sh.streak} of {sh.probation} windows passed in a "
+        f"row ({sh.windows} judged).",
+        "",
+        "| metric | champion | challenger | change | gate |",
+        "|---|---|---|---|---|",
+    ]
+    c = sh.comparison
+    for m in (c.gated or c.metrics) if c is not None else ():
+        verdict = {"fail": "❌ worse", "pass": "✅ holds"}.get(m.status, m.status)
+        change = "—" if m.change is None else f"{m.change:+.4g}"
+        lines.append(
+            f"| {code(m.name, 80, cell=True)} | {_num(m.base)} | {_num(m.head)} | {change} | "
+            f"{verdict} |"
+        )
+    if sh.latency is not None and sh.champion_latency is not None:
+        lines += [
+            "",
+            f"Predict latency, measured in turn: champion p95 {sh.champion_latency.p95_ms:.3g} ms, "
+            f"challenger p95 {sh.latency.p95_ms:.3g} ms per batch of {sh.latency.batch_rows} rows.",
+        ]
+    if sh.ready:
+        lines += [
+            "",
+            "> [!TIP]",
+            f"> The challenger passed its probation: run the release workflow (`mlci release`) "
+            f"to make v{inert(sh.version)} the champion.",
+        ]
+    return [*lines, ""]
+
+
 def trend_section(history: Sequence[dict[str, Any]]) -> list[str]:
     if not history:
         return []
@@ -170,12 +209,22 @@ def render(
     else:
         lines.append(f"**{inert(result.summary, 1000)}**")
     lines.append("")
+    if result.rolled_back is not None:
+        before, after = result.rolled_back
+        lines += [
+            "> [!CAUTION]",
+            f"> Rolled back automatically: `champion` moved from v{inert(before)} back to "
+            f"v{inert(after)} (`monitor.on_breach: rollback`, within the probation). "
+            "`mlci history` keeps the reason and the evidence.",
+            "",
+        ]
     lines += [f"- {link}" for link in links]
     lines += [f"- {inert(note, 300)}" for note in result.notes]
     if links or result.notes:
         lines.append("")
     if result.error is None:
         lines += drift_section(result) + metrics_section(result) + latency_section(result)
+        lines += shadow_section(result)
     lines += trend_section(history)
     lines.append(
         "<sub>mlci monitor never promotes: a retraining pull request is gated by the PR check "

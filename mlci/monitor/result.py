@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlci.checks.drift import FileDrift
 from mlci.errors import EXIT_DRIFT, EXIT_GATE_FAILED, MlciError
@@ -74,6 +75,9 @@ class MonitorResult:
     notes: list[str] = field(default_factory=list)
     error: MlciError | None = None
     at: str = ""
+    shadow: Any = None  # monitor.shadow.Shadow: the challenger beside the champion
+    rolled_back: tuple[str, str] | None = None  # (from, to): the guard moved champion back
+    served: int = 0  # monitor windows the champion has served (its ledger)
     # filled by publishing
     report_path: Path | None = None
     issue_url: str | None = None

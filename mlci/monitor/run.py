@@ -28,7 +28,8 @@ from mlci.errors import (
     ModelDegraded,
     first_line,
 )
-from mlci.monitor.result import Champion, Latency, MonitorResult, Status
+from mlci.monitor import scoring, shadow
+from mlci.monitor.result import Champion, MonitorResult, Status
 from mlci.project import repository
 from mlci.registry import runs
 from mlci.settings.config import Settings
@@ -148,25 +149,6 @@ def snapshot(root: Path, path: str) -> Any:
     return _frame(target.read_bytes(), path)
 
 
-def _load_model(settings: Settings, champ: Champion) -> Any:
-    from mlci.registry.tracking import configure, unreachable
-
-    configure(settings.tracking_uri)
-    uri = f"models:/{champ.name}@champion"
-    from mlci.training.backends import BACKENDS, get_trainer
-
-    try:
-        if champ.backend in BACKENDS:  # a model mlci's own trainer made
-            return get_trainer(champ.backend).load_model(uri)
-        import mlflow.pyfunc  # any other registered model (mlci promote of a project's own)
-
-        return mlflow.pyfunc.load_model(uri)
-    except MlciError:
-        raise
-    except Exception as exc:
-        raise unreachable(settings.tracking_uri, exc) from None
-
-
 def features(model: Any, ref: Any, label: str | None, drop: tuple[str, ...]) -> Any:
     """The snapshot's (or reference's) model input: the training's one-hot encoding, columns
     in the order the model was fit with."""
@@ -198,31 +180,6 @@ def trainer_hints(root: Path, settings: Settings) -> tuple[str | None, str | Non
         return None, None, ()
     tp = train_params(root, settings.params_file)
     return tp.data, tp.target, tp.drop
-
-
-def score(trainer: Any, model: Any, x: Any, y: Any, task: str) -> dict[str, float]:
-    from mlci.training import evaluation
-
-    if task == "regression":
-        return evaluation.regression_metrics(y, trainer.predict(model, x))
-    classes = list(getattr(model, "classes_", sorted(set(y))))
-    return evaluation.classification_metrics(y, trainer.predict_proba(model, x), classes)
-
-
-def latency(trainer: Any, model: Any, x: Any, rows: int, batches: int) -> Latency:
-    """p50/p95 wall time of ``predict`` per batch of ``rows`` rows (one warm-up first)."""
-    import numpy as np
-
-    starts = list(range(0, max(len(x), 1), max(rows, 1)))[: batches + 1]
-    times = []
-    for i, start in enumerate(starts):
-        batch = x.iloc[start : start + rows]
-        t0 = time.perf_counter()
-        trainer.predict(model, batch)
-        if i > 0 or len(starts) == 1:
-            times.append((time.perf_counter() - t0) * 1000)
-    p50, p95 = np.percentile(times, [50, 95])
-    return Latency(round(float(p50), 3), round(float(p95), 3), rows, len(times))
 
 
 def check(
@@ -258,22 +215,24 @@ def check(
     elif label not in snap.columns:
         result.notes.append(f"no label column '{label}' in the snapshot: accuracy not judged")
     on_stage("champion on the snapshot")
-    model = _load_model(settings, champ)
+    model = scoring.load_model(settings, champ.name, champ.backend)
     trainer = get_trainer(champ.backend)
     x = _inputs(snap, features(model, ref, label, drop), label, drop)
     gate = ms.latency
+    head: dict[str, float] = {}
+    task = champ.task or "classification"
     try:
         if result.labelled and label is not None:
             labelled = snap[label].notna().to_numpy()
             task = task_of(champ, model, result.notes)
-            head = score(trainer, model, x[labelled], snap[label][labelled], task)
+            head = scoring.score(trainer, model, x[labelled], snap[label][labelled], task)
             result.comparison = metrics.compare(
                 champ.metrics,
                 head,
                 ms.gates if ms.gates is not None else settings.gates,
                 base_rev=f"{champ.name} v{champ.version} at promotion",
             )
-        result.latency = latency(trainer, model, x, gate.batch_rows, gate.batches)
+        result.latency = scoring.latency(trainer, model, x, gate.batch_rows, gate.batches)
     except MlciError:
         raise
     except Exception as exc:
@@ -283,6 +242,18 @@ def check(
         ) from None
     result.latency_breaches = gate.breaches(result.latency.p50_ms, result.latency.p95_ms)
     result.status = status_of(result)
+    on_stage("challenger in shadow")
+    labels = snap[label] if result.labelled and label is not None else None
+    shadow.window(
+        settings,
+        result,
+        snap,
+        labels,
+        head,
+        task,
+        (model, trainer, x),
+        lambda m: _inputs(snap, features(m, ref, label, drop), label, drop),
+    )
     return result
 
 
@@ -312,6 +283,9 @@ def run(
     except MlciError as exc:
         result = MonitorResult(Status.ERROR, snapshot=ms.snapshot or "", error=exc)
         result.at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if ms.on_breach == "rollback" and result.error is None:
+        on_stage("release guard")
+        shadow.guard(settings, result, ctx, result.served)
     on_stage("publish")
     monitor_publish.publish(root, settings, ms, ctx, result)
     return result

@@ -92,18 +92,37 @@ class PlotSet:
     hidden: tuple[str, ...] = ()  # ids left out by ``plots.show``
     errors: tuple[str, ...] = ()  # definitions DVC could not read, per revision
     out_dir: Path | None = None  # where DVC wrote image plots' files
+    base_name: str = ""  # what the base is called (its branch), "" when it has no name
+    head_sha: str = ""  # the PR's commit, "" when unknown
 
     def shown(self) -> tuple[Plot, ...]:
         return tuple(p for p in self.plots if p.problem is None)
 
+    def revisions(self) -> dict[str, str]:
+        """DVC's name of each revision (in its specifications) -> "base" or "pr"."""
+        return revisions(self.base)
+
+
+def revisions(base_sha: str) -> dict[str, str]:
+    """DVC's names of the two revisions compared at ``base_sha`` -> "base" or "pr"."""
+    return {base_sha: "base", WORKSPACE: "pr"}
+
 
 def collect(
-    root: Path, base_sha: str, settings: PlotSettings, *, out_dir: Path | None = None
+    root: Path,
+    base_sha: str,
+    settings: PlotSettings,
+    *,
+    out_dir: Path | None = None,
+    base_name: str = "",
+    head_sha: str | None = None,
 ) -> PlotSet:
     """Every plot the project declares, at ``base_sha`` and in the work tree of ``root``.
 
     Image plots' files are written by DVC into ``out_dir`` (a new temporary directory when
-    None). Raises :class:`RepoError` when ``root`` is not a DVC project.
+    None). ``base_name`` (the base's branch) and ``head_sha`` (the PR's commit; HEAD of
+    ``root`` when None) name the revisions in the images' legends. Raises :class:`RepoError`
+    when ``root`` is not a DVC project.
     """
     from dvc.exceptions import NotDvcRepoError
     from dvc.render.match import match_defs_renderers
@@ -121,7 +140,7 @@ def collect(
         found = match_defs_renderers(
             data=data, out=str(out), templates_dir=repo.plots.templates_dir
         )
-    names = {base_sha: "base", WORKSPACE: "pr"}
+    names = revisions(base_sha)
     plots, hidden = [], []
     for item in found:
         plot = _plot(item, names)
@@ -134,7 +153,17 @@ def collect(
         for rev, content in data.items()
         if isinstance(content.get("definitions", {}).get("error"), Exception)
     )
-    return PlotSet(base_sha, tuple(plots), tuple(hidden), errors, out)
+    head = head_sha if head_sha is not None else _head(root)
+    return PlotSet(base_sha, tuple(plots), tuple(hidden), errors, out, base_name, head)
+
+
+def _head(root: Path) -> str:
+    from mlci import git
+
+    try:
+        return git.head_sha(root)
+    except RepoError:  # no commit yet
+        return ""
 
 
 def _plot(item: Any, names: Mapping[str, str]) -> Plot:

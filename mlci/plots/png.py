@@ -24,6 +24,7 @@ from typing import Any
 from mlci.plots import child as plot_child
 from mlci.plots.child import Job
 from mlci.plots.collect import Plot, PlotSet
+from mlci.plots.legend import Legend, restyle
 from mlci.report.images import MAX_IMAGE_BYTES, PlotImage, budget, image_key, problem, sniff
 from mlci.settings.plots import PlotSettings
 
@@ -52,7 +53,8 @@ def pngs(
     *,
     render: Renderer | None = None,
 ) -> tuple[list[PlotImage], dict[str, str]]:
-    """PNGs of every shown plot (none when images are off), and why a plot has none.
+    """PNGs of every shown plot (none when images are off), and why a plot has none. Charts
+    are drawn in the report's colours, their revisions named as :mod:`mlci.plots.legend` says.
 
     With ``cache_dir`` a chart is rendered once per specification (keyed by its hash), so a
     re-run of an unchanged check renders nothing. ``render`` renders a batch of jobs (by
@@ -61,16 +63,17 @@ def pngs(
     if settings.images == "off":
         return [], problems
     slots: list[PlotImage | tuple[Plot, str, str, Job]] = []  # done, or (plot, rev, digest, job)
+    legend = Legend.of(plotset.base_name, plotset.base, plotset.head_sha)
     for plot in plotset.shown():
         if plot.kind == "vega" and plot.spec:
             if len(plot.datapoints) > MAX_IMAGE_ROWS:
                 problems[plot.id] = f"{len(plot.datapoints):,} points: too many for an image"
                 continue
-            spec = clean(dict(plot.spec))
+            spec = clean(restyle(plot.spec, plotset.revisions(), legend))
             digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
             cached = _cached(cache_dir, digest)
             if cached is not None:
-                slots.append(PlotImage(image_key(plot.id, ""), plot.id, "", cached))
+                slots.append(PlotImage(image_key(plot.id, "", cached), plot.id, "", cached))
             else:
                 slots.append((plot, "", digest, Job("vega-lite", spec)))
         elif plot.kind == "image":
@@ -112,7 +115,7 @@ def _rendered(
         if cache_dir is not None and digest:
             cache_dir.mkdir(parents=True, exist_ok=True)
             (cache_dir / f"{digest}.png").write_bytes(data)
-        images.append(PlotImage(image_key(plot.id, rev), plot.id, rev, data))
+        images.append(PlotImage(image_key(plot.id, rev, data), plot.id, rev, data))
     return images
 
 
@@ -161,4 +164,4 @@ def _image_file(plot: Plot, rev: str, path: Path) -> PlotImage | tuple[Plot, str
     why = problem(data)
     if why is not None:
         return f"not shown: {why}"
-    return PlotImage(image_key(plot.id, rev, f".{kind}"), plot.id, rev, data)
+    return PlotImage(image_key(plot.id, rev, data, f".{kind}"), plot.id, rev, data)

@@ -18,13 +18,10 @@ from typing import Any
 
 from mlci.markdown import code, inert
 from mlci.plots.collect import Plot, PlotSet, Series
+from mlci.plots.legend import BASE, LEGEND, PR
 from mlci.report.images import Links, PlotImage, placeholder
 from mlci.settings.plots import PlotSettings
 
-# Readable on GitHub's light (#ffffff) and dark (#0d1117) backgrounds: contrast >= 3:1 on both.
-BASE_COLOUR = "#6e7781"  # grey
-PR_COLOUR = "#1f6feb"  # blue
-LEGEND = "<sub>grey: base · blue: this PR</sub>"
 MAX_CLASSES = 20  # confusion matrices wider than this are not tables
 SECTION_LIMIT = 40_000  # characters of the plots section; later plots are named only
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-/:()+=,")  # no %%
@@ -146,7 +143,7 @@ def _chart(
     horizontal: bool = False,
 ) -> str:
     head = "xychart-beta horizontal" if horizontal else "xychart-beta"
-    colours = [BASE_COLOUR if r == "base" else PR_COLOUR for r in revs]
+    colours = [BASE.hex if r == "base" else PR.hex for r in revs]
     body = [
         _init(colours),
         head,

@@ -27,6 +27,8 @@ class PromotionFacts:
     previous: str | None = None
     refused: bool = False
     training: str | None = None  # "training reused: run X from PR #n (same inputs)", ...
+    challenger: str | None = None  # release strategy challenger: the version now in shadow
+    probation: int = 3
 
 
 def _unjudged(f: PromotionFacts) -> tuple[str, str] | None:
@@ -67,7 +69,14 @@ def promotion_note(
         rows.append(("previous", "unchanged"))
     else:
         version, champion = f"v{inert(f.version)}", f"v{inert(f.champion)}"
-        if f.champion == f.version:
+        if f.challenger is not None and f.challenger == f.version:
+            icon, status = "🧪", "challenger"
+            summary = (
+                f"{model} {version} from {short} is now `challenger`; `champion` stays "
+                f"{champion} until the challenger passes {f.probation} monitor window(s) "
+                "in shadow and `mlci release` moves it"
+            )
+        elif f.champion == f.version:
             icon, status = "✅", "promoted"
             summary = f"{model} {version} from {short} is now `champion`"
         else:
@@ -78,6 +87,8 @@ def promotion_note(
         created = " (registered now)" if f.created else " (registered before)"
         rows = [("new version", version + created), ("champion", champion + moved)]
         rows.append(("previous", f"v{inert(f.previous)}" if f.previous else "none"))
+        if f.challenger is not None:
+            rows.append(("challenger", f"v{inert(f.challenger)} (in shadow)"))
     rows = [("model", code(f.model, cell=True)), *rows, ("commit", code(f.git_sha, cell=True))]
     rows += [("MLflow run", code(f.run_id, cell=True))]
     if f.training:

@@ -14,7 +14,7 @@ from mlci.ci import CIContext
 from mlci.errors import ConfigError, GateFailed
 from mlci.project import repro
 from mlci.promotion import note as promotion_note
-from mlci.registry import runs
+from mlci.registry import history, runs
 from mlci.registry import tags as vocab
 from mlci.report import deliver, publish
 from mlci.settings.config import Settings
@@ -145,9 +145,31 @@ def promote(
         lin=training.lineage,
         training_sentence=training.sentence(),
     )
-    p = registry.promote(uri, settings.model_name, run.info.run_id, sha, tags, on_step)
+    why = history.Context(
+        "promotion" if settings.release.strategy == "direct" else "promotion (challenger first)",
+        actor=ctx.actor,
+        git_sha=sha,
+        pr=None if ctx.pr_number is None else str(ctx.pr_number),
+        run_url=ctx.run_url,
+    )
+    p = registry.promote(
+        uri,
+        settings.model_name,
+        run.info.run_id,
+        sha,
+        tags,
+        on_step,
+        strategy=settings.release.strategy,
+        why=why,
+    )
     facts = dataclasses.replace(
-        facts, version=p.version, created=p.created, champion=p.champion, previous=p.previous
+        facts,
+        version=p.version,
+        created=p.created,
+        champion=p.champion,
+        previous=p.previous,
+        challenger=p.challenger,
+        probation=settings.release.probation,
     )
     return _noted(settings, ctx, facts, p, None, on_stage)
 

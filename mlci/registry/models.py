@@ -21,11 +21,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mlci.errors import ConfigError, MlciError, MlflowError, first_line
+from mlci.registry import history
 from mlci.registry import tags as vocab
 from mlci.registry.tracking import mlflow_client, unreachable
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
+CHALLENGER = "challenger"
 
 # The steps of a promotion, as reported to ``on_step`` (a no-op unless a caller wants them).
 FOUND_RUN = "found run"  # pipeline: the commit's training run is known
@@ -47,6 +49,7 @@ class Promotion:
     run_id: str
     created: bool
     champion: str | None = None
+    challenger: str | None = None  # strategy challenger: the version now in shadow
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ def candidates(client: Any, name: str) -> list[Any]:
     return sorted(found, key=_order)
 
 
+def aliases(client: Any, name: str) -> dict[str, str | None]:
+    """Where ``champion``, ``previous`` and ``challenger`` point now."""
+    return {a: _alias(client, name, a) for a in (CHAMPION, PREVIOUS, CHALLENGER)}
+
+
 def _alias(client: Any, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
@@ -108,7 +116,11 @@ _RACE_CODES = ("BAD_REQUEST", "RESOURCE_ALREADY_EXISTS", "INVALID_STATE", "RESOU
 
 
 def converge(
-    client: Any, name: str, attempts: int = 30, on_step: OnStep = _no_step
+    client: Any,
+    name: str,
+    attempts: int = 30,
+    on_step: OnStep = _no_step,
+    why: history.Context | None = None,
 ) -> tuple[str | None, str | None]:
     """Point ``champion`` at the newest candidate and ``previous`` at the one before it.
 
@@ -133,9 +145,13 @@ def converge(
                     client.delete_registered_model_alias(name, PREVIOUS)
                 else:
                     client.set_registered_model_alias(name, PREVIOUS, want_p)
+                if why is not None:
+                    history.note(client, name, PREVIOUS, have_p, want_p, why)
             on_step(CONVERGING)
             if want_c is not None and have_c != want_c:
                 client.set_registered_model_alias(name, CHAMPION, want_c)
+                if why is not None:
+                    history.note(client, name, CHAMPION, have_c, want_c, why)
         except MlflowException as exc:
             # Another promotion wrote the same alias at the same moment (the server's upsert
             # is not atomic): read again and converge from there.
@@ -187,6 +203,7 @@ def _register(
     git_sha: str,
     tags: Mapping[str, str],
     on_step: OnStep = _no_step,
+    candidate: bool = True,
 ) -> tuple[str, bool]:
     """The version for this commit, registered now or before, made a candidate for champion.
 
@@ -211,7 +228,8 @@ def _register(
     # candidate for champion. A version that already is one (or was rolled back) stays so.
     if not vocab.promoted(chosen.tags):
         _check_files(client, name, chosen)
-        _set(client, name, str(chosen.version), vocab.candidate())
+        if candidate:
+            _set(client, name, str(chosen.version), vocab.candidate())
     on_step(CANDIDATE)
     return str(chosen.version), created
 
@@ -223,6 +241,9 @@ def promote(
     git_sha: str,
     tags: Mapping[str, str],
     on_step: OnStep | None = None,
+    *,
+    strategy: str = "direct",
+    why: history.Context | None = None,
 ) -> Promotion:
     """Register ``run_id``'s model (once per commit, with ``tags``: :func:`vocab.version`)
     and converge the aliases.
@@ -246,13 +267,24 @@ def promote(
         except MlflowException as exc:
             if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise
-        version, created = _register(client, name, run_id, git_sha, tags, step)
-        champion, previous = converge(client, name, on_step=step)
+        why = why or history.Context("promotion")
+        # the first version has nothing to challenge: it becomes champion
+        shadow = strategy == "challenger" and bool(candidates(client, name))
+        version, created = _register(client, name, run_id, git_sha, tags, step, not shadow)
+        challenger = None
+        if shadow and not vocab.promoted(client.get_model_version(name, version).tags):
+            challenger = version
+            before = _alias(client, name, CHALLENGER)
+            if before != version:
+                client.set_registered_model_alias(name, CHALLENGER, version)
+                history.note(client, name, CHALLENGER, before, version, why)
+        champion, previous = converge(client, name, on_step=step, why=why)
+        history.reconcile(client, name, aliases(client, name), why)
     except MlflowError:
         raise
     except Exception as exc:
         raise _stopped(uri, name, done, exc) from None
-    return Promotion(name, version, previous, run_id, created, champion)
+    return Promotion(name, version, previous, run_id, created, champion, challenger)
 
 
 def _stopped(uri: str, name: str, done: list[str], exc: Exception) -> MlflowError:
@@ -266,7 +298,13 @@ def _stopped(uri: str, name: str, done: list[str], exc: Exception) -> MlflowErro
 
 
 def rollback(
-    uri: str, name: str, reason: str, to: str | None = None, actor: str | None = None
+    uri: str,
+    name: str,
+    reason: str,
+    to: str | None = None,
+    actor: str | None = None,
+    run_url: str | None = None,
+    automatic: bool = False,
 ) -> Rollback:
     """Move ``champion`` back (to ``previous`` unless ``to``), recording who, when and why.
 
@@ -304,7 +342,10 @@ def rollback(
         last = vocab.last_rollback(current, target, by=who, at=when, reason=reason)
         for key, value in last.items():
             client.set_registered_model_tag(name, key, value)
-        champion, _ = converge(client, name)
+        kind = "automatic rollback" if automatic else "rollback"
+        why = history.Context(f"{kind}: {reason}", actor=who, run_url=run_url)
+        champion, _ = converge(client, name, why=why)
+        history.reconcile(client, name, aliases(client, name), why)
     except MlciError:
         raise
     except Exception as exc:

@@ -64,6 +64,11 @@ ROLLBACK = "mlci.rollback."  # + field: who, when and why it was made champion a
 ROLLBACK_FIELDS = ("by", "at", "reason", "from_version")
 LAST_ROLLBACK = "mlci.last_rollback"  # registered model: the last rollback, one line
 
+# -- release: the audit trail, the challenger's shadow ledger, how a version was released -----
+HISTORY = "mlci.history."  # registered model: + entry key -> one alias move, as JSON
+LEDGER = "mlci.ledger."  # challenger version: + window key -> one shadow evaluation, as JSON
+RELEASED = "mlci.released"  # version: its release (when, by whom, approved by, forced), JSON
+
 # -- names written before mlci.schema (read, never written) -----------------------------------
 OLD_DATA = "mlci.data."  # + path -> md5: the trainer's training data, now LINEAGE + data.
 OLD_PREVIOUS = "mlci.previous_version"  # the first releases' rollback target
@@ -72,10 +77,10 @@ NAMES = frozenset(
     {
         SCHEMA, GIT_SHA, BRANCH, PR, COMMIT_TIME, TRAINING_KEY, TRAINING_STAGE, TRUSTED,
         RECORDED, REUSED_RUN, MODEL_FLAVOUR, MODEL_PATH, TRAINING, BACKEND, TASK, DEVICE, GPU,
-        SEED, RUN_ID, PROMOTED_BY, PROMOTED, ROLLED_BACK, LAST_ROLLBACK, OLD_PREVIOUS,
+        SEED, RUN_ID, PROMOTED_BY, PROMOTED, ROLLED_BACK, LAST_ROLLBACK, OLD_PREVIOUS, RELEASED,
     }
 )  # fmt: skip
-FAMILIES = (LINEAGE, ENV, METRIC, ROLLBACK, OLD_DATA)
+FAMILIES = (LINEAGE, ENV, METRIC, ROLLBACK, OLD_DATA, HISTORY, LEDGER)
 COMMIT_NAMES = (GIT_SHA, BRANCH, PR)
 _MAX_VALUE = 5000  # MLflow's limit on a tag's value
 
@@ -104,7 +109,8 @@ def known(name: str) -> bool:
         return name[len(LINEAGE) :].split(".", 1)[0] in LINEAGE_GROUPS
     if name.startswith(ROLLBACK):
         return name[len(ROLLBACK) :] in ROLLBACK_FIELDS
-    return any(name.startswith(f) and len(name) > len(f) for f in (ENV, METRIC, OLD_DATA))
+    families = (ENV, METRIC, OLD_DATA, HISTORY, LEDGER)
+    return any(name.startswith(f) and len(name) > len(f) for f in families)
 
 
 def where(name: str, value: str) -> str:

@@ -1,10 +1,11 @@
 """Plot images, shown only to people who can read the repository.
 
-Images are committed to a dedicated orphan branch of the same repository through the Git Data
-API (blobs, a tree, a commit, the ref: one commit per check run; :mod:`mlci.report.images_branch`)
-and embedded by a commit-pinned URL, ``{server}/{owner}/{repo}/raw/{commit}/{path}``, which a
-reader's browser fetches with the reader's own GitHub session. Nothing goes to a third-party
-host.
+Images are named by their content (:func:`image_key`) and committed to a dedicated orphan
+branch of the same repository through the Git Data API: only images the branch does not hold
+yet are uploaded, and a check run makes at most one commit, none when every image is there
+already (:mod:`mlci.report.images_branch`). They are embedded by a commit-pinned URL,
+``{server}/{owner}/{repo}/raw/{commit}/{path}``, which a reader's browser fetches with the
+reader's own GitHub session. Nothing goes to a third-party host.
 
 Bounds: :data:`MAX_IMAGE_BYTES` per image, :data:`MAX_IMAGES` and :data:`MAX_RUN_BYTES` per
 check run (images past them are left out and named with the reason), and
@@ -73,11 +74,14 @@ class Links:
     left_out: Mapping[str, str] = field(default_factory=dict)  # key -> why it is not shown
 
 
-def image_key(plot_id: str, rev: str, suffix: str = ".png") -> str:
-    """A file name for ``plot_id`` at ``rev``: readable, unique, safe anywhere."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", plot_id).strip("-.")[:60] or "plot"
-    digest = hashlib.sha1(f"{plot_id}\0{rev}".encode()).hexdigest()[:8]
-    return f"{slug}{'-' + rev if rev else ''}-{digest}{suffix}"
+def image_key(plot_id: str, rev: str, data: bytes, suffix: str = ".png") -> str:
+    """A file name for image ``data`` of ``plot_id`` at ``rev``: readable, safe anywhere, unique
+    to the plot, and named by its content (the first 128 bits of the SHA-256 of its bytes), so
+    the same image always has the same name and a changed one another."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", plot_id).strip("-.")[:48] or "plot"
+    plot = hashlib.sha1(f"{plot_id}\0{rev}".encode()).hexdigest()[:8]
+    content = hashlib.sha256(data).hexdigest()[:32]
+    return f"{slug}{'-' + rev if rev else ''}-{plot}-{content}{suffix}"
 
 
 def placeholder(key: str) -> str:
@@ -239,13 +243,14 @@ def publish(
     run_name: str,
     server_url: str = "https://github.com",
 ) -> Links:
-    """Commit ``images`` to ``settings.branch`` (one commit) and return their pinned URLs;
-    those past the bounds of a run are left out (``Links.left_out``).
+    """Commit ``images`` to ``settings.branch`` and return their pinned URLs: only images the
+    branch does not hold are uploaded (``Links.uploaded_bytes``), in one commit, and none when
+    it holds them all; those past the bounds of a run are left out (``Links.left_out``).
 
     Raises :class:`mlci.github.client.ContentsRefused` when the token may not write contents, and
     :class:`ConfigError` when the branch exists but is not an mlci images branch.
     """
-    from mlci.report.images_branch import Blob, commit_run, read_branch
+    from mlci.report.images_branch import commit_run, read_branch, store
 
     if not images:
         return Links()
@@ -255,11 +260,15 @@ def publish(
             raise GitHubError(f"refusing to publish {img.key}: {why}")
     kept, left_out = budget(images)
     branch = read_branch(client, settings.branch)  # a branch not ours: refused before uploads
-    blobs = [Blob(img.key, client.create_blob(img.data), len(img.data)) for img in kept]
+    blobs, uploaded, sent = [], 0, dict[str, str]()
+    for img in kept:  # only what the branch does not hold yet is sent
+        blob, new = store(client, branch, img.key, img.data, sent)
+        blobs.append(blob)
+        uploaded += blob.size if new else 0
     commit, urls = commit_run(
         client, blobs, settings, run_name=run_name, server_url=server_url, branch=branch
     )
-    return Links(urls, None, sum(b.size for b in blobs), commit, left_out=left_out)
+    return Links(urls, None, uploaded, commit, left_out=left_out)
 
 
 def publish_or_save(
@@ -315,27 +324,29 @@ def publish_saved(
     job saved; returns the links and each image's alt text (for :func:`fill`).
 
     The artifact is untrusted: every file is checked by lstat before any is read, then each
-    is read, decoded and uploaded as a blob in turn, so one image at a time is in memory.
+    is read, decoded and (unless the branch holds it already) uploaded as a blob in turn, so
+    one image at a time is in memory.
     Images past :data:`MAX_RUN_BYTES` are not read at all (``Links.left_out``)."""
-    from mlci.report.images_branch import Blob, commit_run, read_branch
+    from mlci.report.images_branch import commit_run, read_branch, store
 
     entries = saved_entries(folder)
     alts = {e.key: e.alt for e in entries}
     branch = read_branch(client, settings.branch)  # a branch not ours: refused before uploads
-    blobs: list[Blob] = []
-    left_out: dict[str, str] = {}
-    total = 0
+    blobs, left_out, sent = [], dict[str, str](), dict[str, str]()
+    total = uploaded = 0
     for entry in entries:
         if total + entry.size > MAX_RUN_BYTES:
             left_out[entry.key] = LEFT_OUT_BYTES
             continue
         img = read_saved(folder, entry, limit=MAX_RUN_BYTES - total)
-        blobs.append(Blob(img.key, client.create_blob(img.data), len(img.data)))
-        total += len(img.data)
+        blob, new = store(client, branch, img.key, img.data, sent)  # sent only when new
+        blobs.append(blob)
+        total += blob.size
+        uploaded += blob.size if new else 0
         del img  # the next image is read only now
     if not blobs:
         return Links(left_out=left_out), alts
     commit, urls = commit_run(
         client, blobs, settings, run_name=run_name, server_url=server_url, branch=branch
     )
-    return Links(urls, None, total, commit, left_out=left_out), alts
+    return Links(urls, None, uploaded, commit, left_out=left_out), alts

@@ -18,7 +18,7 @@ from mlci.errors import ConfigError
 from mlci.git import branch_problem
 from mlci.settings.gates import Gate, parse_gate, reject_unknown, suggest
 
-ON_BREACH = ("issue", "pr", "dispatch")
+ON_BREACH = ("issue", "pr", "dispatch", "rollback")
 
 
 def _number(value: Any, where: str, *, positive: bool = True) -> float:

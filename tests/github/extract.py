@@ -32,14 +32,18 @@ OPERATIONS = {
     "/repos/{owner}/{repo}/issues/{issue_number}": ["patch"],
     "/repos/{owner}/{repo}/pulls": ["get", "post"],
     "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches": ["post"],
-    # plots: the images branch (mlci/images.py), Git Data API and one directory listing
+    # plots: the images branch (mlci/report/images_branch.py), Git Data API; a directory listing
     "/repos/{owner}/{repo}/git/ref/{ref}": ["get"],
     "/repos/{owner}/{repo}/git/refs": ["post"],
     "/repos/{owner}/{repo}/git/refs/{ref}": ["patch"],
     "/repos/{owner}/{repo}/git/blobs": ["post"],
     "/repos/{owner}/{repo}/git/trees": ["post"],
     "/repos/{owner}/{repo}/git/commits": ["post"],
+    "/repos/{owner}/{repo}/git/trees/{tree_sha}": ["get"],
     "/repos/{owner}/{repo}/contents/{path}": ["get"],
+    # mlci release: who approved (environment reviewers of the run, reviews of the merged PR)
+    "/repos/{owner}/{repo}/actions/runs/{run_id}/approvals": ["get"],
+    "/repos/{owner}/{repo}/pulls/{pull_number}/reviews": ["get"],
 }
 _STR, _INT, _OBJ = {"type": ["string"]}, {"type": ["integer"]}, {"type": ["object"]}
 _OWNER_REPO = [

@@ -1,0 +1,1 @@
+"""Releasing a challenger: probation, approval, the move, and the audit trail."""
