@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 
 MODEL = "diabetes-progression"
 RUN_ID = "4242"
+INTENDED = "triage <img src=x onerror=alert(1)> for @octocat, see #1"
 
 
 class Story:
@@ -101,6 +102,11 @@ def story(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     github = FakeGitHub().start()
     s = Story(Workspace(work), github)
     s.settings(strategy="challenger", probation=2)
+    path = s.p / "params.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["mlci"]["card"] = {"intended_use": INTENDED, "limitations": "not for diagnosis"}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    git(s.p, "commit", "-qam", "the card's words")
     train = pd.read_csv(s.p / "data" / "diabetes.csv")
     snaps = s.p / "data" / "snapshots"
     snaps.mkdir()
@@ -121,6 +127,28 @@ def test_the_first_version_becomes_champion(story: Story) -> None:
     assert (story.alias("champion"), story.alias("challenger")) == ("1", None)
 
 
+def test_every_promotion_writes_a_model_card(story: Story) -> None:
+    from cmark import assert_inert, render
+
+    text = _ok(story.ws.mlci(story.p, "card"))
+    assert "# Model card: diabetes-progression v1" in text
+    assert "v1 (champion)" in text and "| `data/diabetes.csv` |" in text
+    assert "## Metrics against the champion" in text and "`accuracy`" in text
+    assert "not for diagnosis" in text and "MB of model files" in text
+    words = text[text.index("## Intended use") : text.index("## Limitations")]
+    assert_inert(render(words), "@octocat", "#1")  # the card's own words are data too
+    run_id = story.client().get_model_version(MODEL, "1").run_id
+    from mlflow.tracking import MlflowClient
+
+    listed = MlflowClient(story.ws.tracking_uri).list_artifacts(run_id, "model-card")
+    assert sorted(a.path for a in listed) == [
+        "model-card/model-card.json",
+        "model-card/model-card.md",
+    ]
+    missing = story.ws.mlci(story.p, "card", "--version", "9")
+    assert missing.returncode == 2 and "has no version 9" in missing.stderr
+
+
 def test_the_merge_makes_a_challenger_and_the_champion_stays(story: Story) -> None:
     p = story.p
     git(p, "merge", "-q", "--no-edit", "pr/tune-model")
@@ -130,6 +158,9 @@ def test_the_merge_makes_a_challenger_and_the_champion_stays(story: Story) -> No
     assert "version 2 is the challenger; champion stays v1" in out, out
     assert "🧪" in out and "promotion: challenger" in out  # the note says so
     assert (story.alias("champion"), story.alias("challenger")) == ("1", "2")
+    assert "| model card | `runs:/" in out  # linked from the note
+    card = _ok(story.ws.mlci(p, "card", "--version", "2"))
+    assert "v2 (challenger)" in card and "Pending: a challenger is approved when" in card
 
 
 def test_a_release_before_the_probation_is_refused(story: Story) -> None:

@@ -100,6 +100,11 @@ MEANINGS: dict[str, str] = {
     "reviewer of the GitHub environment the release job runs in), `review` (an approving review "
     "of the merged PR by someone other than its author) or `none`",
     "release.environment": "the GitHub environment the release workflow uses",
+    # mlci.card
+    "card": "what the model card of every promoted version says that no measurement can",
+    "card.intended_use": "what the model is for, and for whom (the card's Intended use)",
+    "card.limitations": "where it must not be used, known failure modes (the card's Limitations)",
+    "card.contact": "who answers for the model",
     # train:
     "train.data": "the table (CSV or Parquet)",
     "train.target": "its label column",

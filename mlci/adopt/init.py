@@ -220,7 +220,7 @@ def _cache_keys(text: str, keys: list[str]) -> str:
 
 
 def _section(schemas: dict[str, str], gates: dict[str, str], unclassified: tuple[str, ...]) -> str:
-    lines = ["# Written by `mlci init`: see the README's Settings and Gates.", "mlci:"]
+    lines = ["# Written by `mlci init`: see docs/settings.md and docs/gates.md.", "mlci:"]
     if schemas:
         lines.append("  validate:")
         lines += [f"    {_key(d)}: {_key(s)}" for d, s in schemas.items()]
@@ -228,6 +228,12 @@ def _section(schemas: dict[str, str], gates: dict[str, str], unclassified: tuple
     if unclassified:
         lines.append("  # not classified by name (add a gate by hand where it matters):")
         lines += [f"  #   {n}" for n in unclassified[:20]]
+    lines += [
+        "  # the model card of every promoted version (`mlci card`): fill these in",
+        "  card:",
+        '    intended_use: ""',
+        '    limitations: ""',
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""Commands of the release: ``release`` (challenger -> champion) and ``history`` (the trail)."""
+"""Commands of the release: ``release`` (challenger -> champion), ``history`` (the trail) and
+``card`` (a version's model card)."""
 
 from __future__ import annotations
 
@@ -67,4 +68,43 @@ def history(params_file: str | None, as_json: bool) -> None:
         )
 
 
-COMMANDS = (release, history)
+@click.command()
+@params_option
+@click.option("--version", "version", metavar="V", help="The version (default: the champion).")
+def card(params_file: str | None, version: str | None) -> None:
+    """Print a model version's card: what it is, where it came from, its metrics against the
+    champion, slices, size, approvals, intended use and limitations."""
+    import tempfile
+    from pathlib import Path
+
+    from mlci.errors import ConfigError
+    from mlci.promotion import card as model_card
+    from mlci.registry import models as registry
+    from mlci.registry.tracking import mlflow_client
+
+    root = repo_root()
+    settings = settings_for(root, params_file=params_file)
+    uri, name = settings.tracking_uri, settings.model_name
+    if version is None:
+        mv = registry.alias_version(uri, name, registry.CHAMPION)
+    else:
+        try:
+            mv = mlflow_client(uri).get_model_version(name, version)
+        except Exception:
+            mv = None
+    if mv is None:
+        raise ConfigError(
+            f"model '{name}' has no version {version or '@champion'}",
+            fix="`mlci history` lists the versions aliases pointed at; promote one first",
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        text = model_card.read(uri, str(mv.run_id), Path(tmp))
+    if text is None:
+        raise ConfigError(
+            f"{name} v{mv.version} has no model card (promoted before mlci wrote cards)",
+            fix="promote it again with this mlci (`mlci promote --force` on its commit)",
+        )
+    console.out(text)
+
+
+COMMANDS = (release, history, card)

@@ -29,6 +29,7 @@ class PromotionFacts:
     training: str | None = None  # "training reused: run X from PR #n (same inputs)", ...
     challenger: str | None = None  # release strategy challenger: the version now in shadow
     probation: int = 3
+    card: str | None = None  # the model card's artifact path (or why it was not logged)
 
 
 def _unjudged(f: PromotionFacts) -> tuple[str, str] | None:
@@ -93,6 +94,9 @@ def promotion_note(
     rows += [("MLflow run", code(f.run_id, cell=True))]
     if f.training:
         rows += [("training", inert(f.training, 300))]
+    if f.card:
+        shown = code(f.card, 300, cell=True) if f.card.startswith("runs:/") else inert(f.card, 300)
+        rows += [("model card", shown + (" (`mlci card`)" if f.card.startswith("runs:/") else ""))]
     head = (
         marker + "\n" if marker else ""
     ) + f"## {icon} {inert(report_name)} promotion: {status}\n\n"

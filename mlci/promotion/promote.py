@@ -171,7 +171,45 @@ def promote(
         challenger=p.challenger,
         probation=settings.release.probation,
     )
+    on_stage("model card")
+    facts = dataclasses.replace(facts, card=_card(root, settings, ctx, facts, run, tags, head))
     return _noted(settings, ctx, facts, p, None, on_stage)
+
+
+def _card(
+    root: Path,
+    settings: Settings,
+    ctx: CIContext,
+    facts: promotion_note.PromotionFacts,
+    run: Any,
+    tags: dict[str, str],
+    head: dict[str, Any],
+) -> str:
+    """The model card logged into the version's run: its artifact path, or why it is not."""
+    from mlci.errors import MlciError
+    from mlci.promotion import card
+
+    role = "challenger" if facts.challenger == facts.version else "registered"
+    role = "champion" if facts.champion == facts.version else role
+    cf = card.CardFacts(
+        model=settings.model_name,
+        version=str(facts.version),
+        role=role,
+        git_sha=facts.git_sha,
+        run_id=run.info.run_id,
+        comparison=facts.comparison,
+        pr=vocab.pr(tags),
+        training=facts.training,
+        data=vocab.training_data(tags),
+        params={str(k): str(v) for k, v in (run.data.params or {}).items()},
+        metrics={str(k): float(v) for k, v in head.items() if isinstance(v, (int, float))},
+        size_bytes=card.model_size(settings.tracking_uri, run.info.run_id),
+        card=settings.card,
+    )
+    try:
+        return card.log(settings.tracking_uri, run.info.run_id, cf, root / ".mlci" / "card")
+    except MlciError as exc:
+        return f"not logged: {exc.one_line()}"
 
 
 def _noted(

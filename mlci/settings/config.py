@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from mlci.errors import ConfigError
+from mlci.settings.card import CardSettings
 from mlci.settings.datachecks import PiiSettings, Thresholds
 from mlci.settings.gates import Gate, as_bool, parse_gate, suggest
 from mlci.settings.monitor import MonitorSettings
@@ -49,6 +50,7 @@ class Settings:
     plots: PlotSettings = field(default_factory=PlotSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     release: ReleaseSettings = field(default_factory=ReleaseSettings)
+    card: CardSettings = field(default_factory=CardSettings)
     notes: tuple[str, ...] = ()
 
     @property
@@ -73,6 +75,7 @@ _STRUCTURED = (
     "plots",
     "monitor",
     "release",
+    "card",
 )
 _SCALARS = {name: f.type for name, f in _FIELDS.items() if name not in _STRUCTURED}
 
@@ -104,6 +107,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         return MonitorSettings.from_mapping(value, where)
     if name == "release":
         return ReleaseSettings.from_mapping(value, where)
+    if name == "card":
+        return CardSettings.from_mapping(value, where)
     if name == "gates":
         if not isinstance(value, Mapping):
             raise ConfigError(
