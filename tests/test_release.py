@@ -247,7 +247,7 @@ def test_no_environment_approval_is_refused_then_an_approved_run_releases(story:
         run.stderr
     )
     story.github.approve_run(int(RUN_ID), "release-manager")
-    out = _ok(story.mlci("release"))
+    out = _release_workflow(story)  # the workflow `mlci init` writes, run by act
     assert "champion v1 -> v2, previous -> v1" in out
     assert "approved by release-manager (environment model-release)" in out
     assert (story.alias("champion"), story.alias("previous"), story.alias("challenger")) == (
@@ -258,6 +258,66 @@ def test_no_environment_approval_is_refused_then_an_approved_run_releases(story:
     released = json.loads(story.client().get_model_version(MODEL, "2").tags["mlci.released"])
     assert released["approved_by"] == ["release-manager (environment model-release)"]
     assert released["forced"] is False
+
+
+def _release_workflow(story: Story) -> str:
+    """``.github/workflows/mlci-release.yml`` on a checkout of main, under act (host mode)."""
+    from test_action import _tool, checkout
+
+    ci = checkout(story.ws, "main")
+    event = story.ws.work / "event-dispatch.json"
+    event.write_text(json.dumps({"inputs": {}}), encoding="utf-8")
+    stub = story.ws.work / "setup-python-stub"  # act fetches every action of the job
+    stub.mkdir(exist_ok=True)
+    (stub / "action.yml").write_text(
+        "name: stub\ndescription: stub\nruns:\n  using: composite\n  steps: []\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [
+            _tool("act"),
+            "workflow_dispatch",
+            "-C",
+            str(ci),
+            "-W",
+            str(root / ".github" / "workflows" / "mlci-release.yml"),
+            "-e",
+            str(event),
+            "-P",
+            "ubuntu-latest=-self-hosted",
+            "-s",
+            f"GITHUB_TOKEN={story.github.token}",
+            "-s",
+            f"MLFLOW_TRACKING_URI={story.ws.tracking_uri}",
+            "--env",
+            f"GITHUB_API_URL={story.github.url}",
+            "--env",
+            f"GITHUB_REPOSITORY={story.github.repo}",
+            "--env",
+            f"GITHUB_RUN_ID={RUN_ID}",
+            "--env",
+            "NO_COLOR=1",
+            "--action-cache-path",
+            str(story.ws.work / "act-cache"),
+            "--no-cache-server",
+            "--local-repository",
+            f"actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065={stub}",
+            "--defaultbranch",
+            "main",
+        ],
+        cwd=ci,
+        env=story.ws.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert story.github.token not in log
+    assert not story.github.violations, story.github.violations
+    return log
 
 
 def test_a_champion_failing_in_its_probation_is_rolled_back_once(story: Story) -> None:
@@ -293,7 +353,7 @@ def test_history_shows_every_move_with_who_and_why(story: Story) -> None:
     assert promote["why"] == "promotion (challenger first)"
     assert release["why"] == "release"
     assert release["approved_by"] == ["release-manager (environment model-release)"]
-    assert release["actor"] == "octocat" and release["git_sha"]
+    assert release["actor"] == "nektos/act" and release["git_sha"]  # act's GITHUB_ACTOR
     assert rollback["why"].startswith("automatic rollback: v2 failed in window 1 of 2")
     text = _ok(story.mlci("history"))
     assert re.search(r"champion\s+v2 -> v1\s+automatic rollback", text), text
