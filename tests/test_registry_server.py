@@ -4,6 +4,7 @@ server that dies at each step of a promotion."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import signal
@@ -86,6 +87,18 @@ def test_eight_concurrent_promotions_leave_one_consistent_champion(
     second = by_sha[f"{4:040x}"]  # commit time 7
     assert client.get_model_version_by_alias(name, "champion").version == newest.version
     assert client.get_model_version_by_alias(name, "previous").version == second.version
+    # the audit trail of ten racing writers: every move names real versions, no move is shown
+    # twice in a row, and it ends exactly where the aliases point
+    from mlci.registry import releases
+
+    moves = releases.moves(mlflow_server.url, name)
+    real = {str(v.version) for v in versions} | {None}
+    assert all(m.before in real and m.after in real for m in moves), moves
+    for alias in ("champion", "previous"):
+        mine = [(m.before, m.after) for m in moves if m.alias == alias]
+        assert all(a != b for a, b in itertools.pairwise(mine)), mine
+    last = {m.alias: m.after for m in moves}
+    assert (last["champion"], last["previous"]) == (str(newest.version), str(second.version))
 
 
 def test_promote_rollback_lineage_on_postgres(
@@ -189,6 +202,7 @@ def test_server_death_at_each_promotion_step(
     from mlci.ci import CIContext
     from mlci.errors import EXIT_EXTERNAL, MlflowError
     from mlci.promotion import promote as promotion
+    from mlci.registry import history, releases
     from mlci.registry import models as registry
     from mlci.registry import tags as vocab
     from mlci.settings.config import Gate, Settings
@@ -270,5 +284,21 @@ def test_server_death_at_each_promotion_step(
             )
             assert len(client.search_model_versions(f"name = '{name}'")) == 2, "no duplicate"
             _champion_files(server, name, tmp_path / f"after-{i}")
+            # the trail: no gap and no duplicate, whichever step the server died after
+            trail = [(m.alias, m.before, m.after) for m in releases.moves(server.url, name)]
+            assert [t for t in trail if t[0] == "champion"] == [
+                ("champion", None, "1"),
+                ("champion", "1", "2"),
+            ], (step, trail)
+            assert [t for t in trail if t[0] == "previous"] == [("previous", None, "1")], trail
+        # a move made outside mlci (or by a job that died before its record) is found
+        client.set_registered_model_alias(name, "champion", "1")
+        found = history.reconcile(
+            client, name, registry.aliases(client, name), history.Context("a check")
+        )
+        assert found == 1
+        last = releases.moves(server.url, name)[-1]
+        assert (last.alias, last.before, last.after) == ("champion", "2", "1")
+        assert last.why.startswith("found where the trail did not say")
     finally:
         stop_mlflow(server)
