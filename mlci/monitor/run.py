@@ -253,6 +253,7 @@ def check(
         task,
         (model, trainer, x),
         lambda m: _inputs(snap, features(m, ref, label, drop), label, drop),
+        guarded=ms.on_breach == "rollback",
     )
     return result
 

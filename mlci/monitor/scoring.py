@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from mlci.errors import MlciError
+from mlci.insight.timing import Call, interleaved_ms, spread
 from mlci.monitor.result import Latency
 from mlci.settings.config import Settings
 
@@ -42,39 +42,35 @@ def score(trainer: Any, model: Any, x: Any, y: Any, task: str) -> dict[str, floa
 
 def latency(trainer: Any, model: Any, x: Any, rows: int, batches: int) -> Latency:
     """p50/p95 wall time of ``predict`` per batch of ``rows`` rows (one warm-up first)."""
-    import numpy as np
-
-    starts = list(range(0, max(len(x), 1), max(rows, 1)))[: batches + 1]
-    times = []
-    for i, start in enumerate(starts):
-        batch = x.iloc[start : start + rows]
-        t0 = time.perf_counter()
-        trainer.predict(model, batch)
-        if i > 0 or len(starts) == 1:
-            times.append((time.perf_counter() - t0) * 1000)
-    p50, p95 = np.percentile(times, [50, 95])
-    return Latency(round(float(p50), 3), round(float(p95), 3), rows, len(times))
+    starts = _starts(x, rows, batches)
+    times = interleaved_ms(
+        [lambda i: trainer.predict(model, x.iloc[starts[i] : starts[i] + rows])], len(starts)
+    )
+    return _summary(times[0], rows)
 
 
 def interleaved(
     trainers: tuple[Any, Any], models: tuple[Any, Any], xs: tuple[Any, Any], rows: int, batches: int
 ) -> tuple[Latency, Latency]:
     """p50/p95 of ``predict`` per batch for two models, batch by batch in turn (one warm-up
-    each first), so both see the same machine."""
-    import numpy as np
+    each first), so both see the same machine (:func:`mlci.insight.timing.interleaved_ms`)."""
+    starts = _starts(xs[0], rows, batches)
 
-    starts = list(range(0, max(len(xs[0]), 1), max(rows, 1)))[: batches + 1]
-    times: tuple[list[float], list[float]] = ([], [])
-    for i, start in enumerate(starts):
-        for which in (0, 1) if i % 2 == 0 else (1, 0):
-            batch = xs[which].iloc[start : start + rows]
-            t0 = time.perf_counter()
-            trainers[which].predict(models[which], batch)
-            if i > 0 or len(starts) == 1:
-                times[which].append((time.perf_counter() - t0) * 1000)
+    def call(which: int) -> Call:
+        x = xs[which]
+        return lambda i: trainers[which].predict(
+            models[which], x.iloc[starts[i] : starts[i] + rows]
+        )
 
-    def summary(found: list[float]) -> Latency:
-        p50, p95 = np.percentile(found, [50, 95])
-        return Latency(round(float(p50), 3), round(float(p95), 3), rows, len(found))
+    times = interleaved_ms([call(0), call(1)], len(starts))
+    return _summary(times[0], rows), _summary(times[1], rows)
 
-    return summary(times[0]), summary(times[1])
+
+def _starts(x: Any, rows: int, batches: int) -> list[int]:
+    """The first row of each timed batch: a warm-up and at most ``batches`` more."""
+    return list(range(0, max(len(x), 1), max(rows, 1)))[: batches + 1]
+
+
+def _summary(times: list[float], rows: int) -> Latency:
+    found = spread(times, digits=3)
+    return Latency(found.p50, found.p95, rows, found.n)

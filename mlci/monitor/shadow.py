@@ -64,9 +64,11 @@ def window(
     task: str,
     champion: tuple[Any, Any, Any],
     inputs_for: Callable[[Any], Any],
+    guarded: bool = False,
 ) -> None:
-    """Record the champion's window; with a challenger, judge it on the same rows. A challenger
-    that cannot be judged is said in a note: the champion's monitoring never depends on it."""
+    """Record the champion's window (``guarded``: only the release guard reads them); with a
+    challenger, judge it on the same rows. A challenger that cannot be judged is said in a
+    note: the champion's monitoring never depends on it."""
     from mlci.monitor import scoring
     from mlci.registry import models as registry
     from mlci.registry import tags as vocab
@@ -77,7 +79,8 @@ def window(
     assert champ is not None
     client = mlflow_client(settings.tracking_uri)
     key = window_key(snap)
-    result.served = note_champion_window(client, result, key)
+    if guarded:
+        result.served = note_champion_window(client, result, key)
     mv = registry.alias_version(settings.tracking_uri, champ.name, registry.CHALLENGER)
     if mv is None or str(mv.version) == champ.version:
         return
@@ -160,6 +163,7 @@ def note_champion_window(client: Any, result: MonitorResult, key: str) -> int:
     """Record the champion's own window; how many windows it has served since it last took
     over (the trail's last move of ``champion`` to it)."""
     from mlci.registry import history
+
     champ = result.champion
     assert champ is not None
     failed = result.comparison.failed if result.comparison is not None else ()
