@@ -42,6 +42,59 @@ def _tool(name: str) -> str:
     return found
 
 
+def run_workflow(
+    workspace: Workspace,
+    ci: Path,
+    workflow: str,
+    event_name: str,
+    event: dict[str, Any],
+    secrets: dict[str, str],
+    env: dict[str, str],
+) -> subprocess.CompletedProcess[str]:
+    """One of the repository's workflows (``.github/workflows/<workflow>``) under act in host
+    mode, offline: a stand-in for actions/setup-python, which those workflows skip under act
+    (``if: ${{ !env.ACT }}``) but act still fetches."""
+    work = workspace.work
+    stub = work / "setup-python-stub"
+    stub.mkdir(exist_ok=True)
+    (stub / "action.yml").write_text(
+        "name: stub\ndescription: stub\nruns:\n  using: composite\n  steps: []\n"
+    )
+    event_file = work / f"event-{event_name}.json"
+    event_file.write_text(json.dumps(event), encoding="utf-8")
+    cmd = [
+        _tool("act"),
+        event_name,
+        "-C",
+        str(ci),
+        "-W",
+        str(ROOT / ".github" / "workflows" / workflow),
+    ]
+    cmd += ["-e", str(event_file)]
+    for label in ("ubuntu-latest", "self-hosted", "gpu"):
+        cmd += ["-P", f"{label}=-self-hosted"]
+    for name, value in secrets.items():
+        cmd += ["-s", f"{name}={value}"]
+    for name, value in {**env, "NO_COLOR": "1"}.items():
+        cmd += ["--env", f"{name}={value}"]
+    cmd += ["--action-cache-path", str(work / "act-cache"), "--no-cache-server"]
+    cmd += ["--local-repository", f"actions/setup-python@{SETUP_PYTHON_SHA}={stub}"]
+    cmd += ["--defaultbranch", "main"]
+    return subprocess.run(
+        cmd,
+        cwd=ci,
+        env=workspace.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+
+SETUP_PYTHON_SHA = "a26af69be951a213d495a4c3e4e4022e16d87065"
+
+
 # ---- workflow hygiene --------------------------------------------------------------------------
 
 

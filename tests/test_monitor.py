@@ -399,7 +399,7 @@ def test_dispatch_fires_once_per_breach(project: Workspace, github: FakeGitHub) 
 def test_the_scheduled_workflow_runs_monitor_and_opens_the_issue(
     project: Workspace, github: FakeGitHub
 ) -> None:
-    from test_action import _tool, checkout
+    from test_action import checkout, run_workflow
 
     ci = checkout(project, "main")
     params = ci / "params.yaml"
@@ -413,54 +413,14 @@ def test_the_scheduled_workflow_runs_monitor_and_opens_the_issue(
     )
     git(ci, "add", "-A")
     git(ci, "commit", "-qm", "monitor the shifted snapshot")
-    # act fetches every action of the job, even one whose `if:` skips it under act: a local
-    # stand-in for actions/setup-python (skipped, never run) keeps the run offline
-    stub = project.work / "setup-python-stub"
-    stub.mkdir(exist_ok=True)
-    (stub / "action.yml").write_text(
-        "name: stub\ndescription: stub\nruns:\n  using: composite\n  steps: []\n"
-    )
-    event = project.work / "event-schedule.json"
-    event.write_text(json.dumps({"schedule": "17 6 * * *"}), encoding="utf-8")
-    proc = subprocess.run(
-        [
-            _tool("act"),
-            "schedule",
-            "-C",
-            str(ci),
-            "-W",
-            str(ROOT / ".github" / "workflows" / "mlci-monitor.yml"),
-            "-e",
-            str(event),
-            "-P",
-            "self-hosted=-self-hosted",
-            "-P",
-            "gpu=-self-hosted",
-            "-s",
-            f"GITHUB_TOKEN={github.token}",
-            "-s",
-            f"MLFLOW_TRACKING_URI={project.tracking_uri}",
-            "--env",
-            f"GITHUB_API_URL={github.url}",
-            "--env",
-            f"GITHUB_REPOSITORY={github.repo}",
-            "--env",
-            "NO_COLOR=1",
-            "--action-cache-path",
-            str(project.work / "act-cache"),
-            "--no-cache-server",
-            "--local-repository",
-            f"actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065={stub}",
-            "--defaultbranch",
-            "main",
-        ],
-        cwd=ci,
-        env=project.env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
+    proc = run_workflow(
+        project,
+        ci,
+        "mlci-monitor.yml",
+        "schedule",
+        {"schedule": "17 6 * * *"},
+        {"GITHUB_TOKEN": github.token, "MLFLOW_TRACKING_URI": project.tracking_uri},
+        {"GITHUB_API_URL": github.url, "GITHUB_REPOSITORY": github.repo},
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]

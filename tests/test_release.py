@@ -262,56 +262,18 @@ def test_no_environment_approval_is_refused_then_an_approved_run_releases(story:
 
 def _release_workflow(story: Story) -> str:
     """``.github/workflows/mlci-release.yml`` on a checkout of main, under act (host mode)."""
-    from test_action import _tool, checkout
+    from test_action import checkout, run_workflow
 
     ci = checkout(story.ws, "main")
-    event = story.ws.work / "event-dispatch.json"
-    event.write_text(json.dumps({"inputs": {}}), encoding="utf-8")
-    stub = story.ws.work / "setup-python-stub"  # act fetches every action of the job
-    stub.mkdir(exist_ok=True)
-    (stub / "action.yml").write_text(
-        "name: stub\ndescription: stub\nruns:\n  using: composite\n  steps: []\n"
-    )
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run(
-        [
-            _tool("act"),
-            "workflow_dispatch",
-            "-C",
-            str(ci),
-            "-W",
-            str(root / ".github" / "workflows" / "mlci-release.yml"),
-            "-e",
-            str(event),
-            "-P",
-            "ubuntu-latest=-self-hosted",
-            "-s",
-            f"GITHUB_TOKEN={story.github.token}",
-            "-s",
-            f"MLFLOW_TRACKING_URI={story.ws.tracking_uri}",
-            "--env",
-            f"GITHUB_API_URL={story.github.url}",
-            "--env",
-            f"GITHUB_REPOSITORY={story.github.repo}",
-            "--env",
-            f"GITHUB_RUN_ID={RUN_ID}",
-            "--env",
-            "NO_COLOR=1",
-            "--action-cache-path",
-            str(story.ws.work / "act-cache"),
-            "--no-cache-server",
-            "--local-repository",
-            f"actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065={stub}",
-            "--defaultbranch",
-            "main",
-        ],
-        cwd=ci,
-        env=story.ws.env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
+    gh = story.github
+    proc = run_workflow(
+        story.ws,
+        ci,
+        "mlci-release.yml",
+        "workflow_dispatch",
+        {"inputs": {}},
+        {"GITHUB_TOKEN": gh.token, "MLFLOW_TRACKING_URI": story.ws.tracking_uri},
+        {"GITHUB_API_URL": gh.url, "GITHUB_REPOSITORY": gh.repo, "GITHUB_RUN_ID": RUN_ID},
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
