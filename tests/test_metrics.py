@@ -181,3 +181,19 @@ def test_suggested_gates_block() -> None:
     ]
     # a name that is not plain never reaches the block
     assert gates_yaml({"acc`\n```": "higher"}) == ["  gates:"]
+
+
+def test_a_gate_on_what_only_the_pr_check_measures_is_skipped_elsewhere() -> None:
+    """``mlci.latency_p95_ms`` & co. come from the PR check's own measurements: promote,
+    monitor and compare (no such value on either side) show the gate skipped, not exit 2."""
+    from mlci.errors import ConfigError
+    from mlci.settings.gates import Gate
+    from mlci.verdict.metrics import SKIPPED, compare
+
+    gates = (Gate("accuracy"), Gate("mlci.latency_p95_ms"))
+    c = compare({"accuracy": 0.9}, {"accuracy": 0.91}, gates)
+    skipped = {m.name: m for m in c.metrics}["mlci.latency_p95_ms"]
+    assert skipped.status == SKIPPED and "measured by the PR check only" in skipped.message
+    assert c.passed
+    with pytest.raises(ConfigError, match="gate 'acurracy' names a metric"):
+        compare({"accuracy": 0.9}, {"accuracy": 0.91}, (Gate("acurracy"),))

@@ -105,6 +105,21 @@ MEANINGS: dict[str, str] = {
     "card.intended_use": "what the model is for, and for whom (the card's Intended use)",
     "card.limitations": "where it must not be used, known failure modes (the card's Limitations)",
     "card.contact": "who answers for the model",
+    # mlci.explain
+    "explain": "the rows the PR report times and explains the base and PR models on "
+    "([show your math](pr-math.md#the-evaluation-rows))",
+    "explain.data": "a CSV or Parquet table in the project (from the file: inside the project "
+    "only)",
+    "explain.target": "its label column (the other columns are the model's input)",
+    "explain.max_rows": "at most this many rows are timed and permuted (a seeded sample)",
+    "explain.seconds": "the time budget of the measurements: a third for latency (both models), "
+    "a third for each model's permutation importance",
+    # mlci.cost
+    "cost": "rates that turn a check's training time into money "
+    "([what it costs to train](pr-math.md#what-it-costs-to-train))",
+    "cost.runner_hour": "what an hour of the runner costs",
+    "cost.gpu_hour": "what an hour of one GPU costs, on top of the runner",
+    "cost.currency": "the unit of both rates, as the report shows it",
     # train:
     "train.data": "the table (CSV or Parquet)",
     "train.target": "its label column",
@@ -168,4 +183,8 @@ WHEN_UNSET: dict[str, str] = {
     "train.torch.checkpoint": "none",
     "train.torch.module": "the built-in MLP",
     "evaluate.slice_by": "no slices",
+    "explain.data": "mlci's own model: its held-out split; a project's own model: not measured",
+    "explain.target": "required with `explain.data`",
+    "cost.runner_hour": "no money shown, only time",
+    "cost.gpu_hour": "no money shown for GPU time",
 }

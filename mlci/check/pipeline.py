@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci import git, signals
-from mlci.check import baseline, compare, datachecks, degrade, trust
+from mlci.check import baseline, compare, datachecks, degrade, insight, trust
 from mlci.checks import drift, privacy, validation
 from mlci.ci import CIContext
 from mlci.errors import (
@@ -28,6 +28,7 @@ from mlci.errors import (
     MlciError,
     RepoError,
 )
+from mlci.insight.traincost import cpu_seconds
 from mlci.markdown import inert
 from mlci.project import data, remote, repository, repro
 from mlci.project import pipeline as project
@@ -36,7 +37,7 @@ from mlci.report import render as report
 from mlci.settings.config import Settings
 from mlci.training import recorder
 from mlci.training import reuse as trainings
-from mlci.training.facts import run_facts
+from mlci.training.facts import base_runtime, run_facts
 from mlci.verdict import metrics, outcome
 from mlci.verdict.outcome import Outcome, Verdict
 
@@ -49,6 +50,7 @@ class CheckState:
     """What the stages found so far; the report is made from whatever is here."""
 
     timings: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU s by stage, with its children
     pulled: remote.PullResult | None = None
     validation: validation.ValidationReport | None = None
     comparison: metrics.Comparison | None = None
@@ -72,11 +74,12 @@ class CheckResult:
 @contextmanager
 def _timed(state: CheckState, name: str, on_stage: OnStage) -> Iterator[None]:
     on_stage(name)
-    start = time.monotonic()
+    start, cpu = time.monotonic(), cpu_seconds()
     try:
         yield
     finally:
         state.timings[name] = time.monotonic() - start
+        state.cpu[name] = cpu_seconds() - cpu
 
 
 def verdict_of(state: CheckState) -> Verdict:
@@ -184,7 +187,9 @@ def pr_check(
                     ).facts()
             mlflow_open.close()
             with _timed(state, "compare", on_stage):
-                state.comparison = compare.compare_with_base(root, settings, against)
+                state.comparison = compare.compare_with_base(root, insight.apart(settings), against)
+            with _timed(state, "insight", on_stage):  # what it costs, what drives it (issue 26)
+                state.comparison = insight.measure(root, settings, state, recorded)
             if against.sha is not None:
                 with _timed(state, "plots", on_stage):
                     state.plots = plots_section(
@@ -202,6 +207,7 @@ def pr_check(
         state.params = degrade.params_only(root, settings, against)
     state.comparison, state.notes = degrade.explain_baseline(root, state.comparison)
     state.facts = {**run_facts(root, settings), **recorded}
+    state.facts.update(base_runtime(root, settings, against.sha if against else None))
     head = _head_sha(root, ctx)
     with _timed(state, "report", on_stage):
         verdict, markdown = render(root, settings, state, head)

@@ -19,6 +19,7 @@ from mlci.errors import ConfigError
 from mlci.settings.card import CardSettings
 from mlci.settings.datachecks import PiiSettings, Thresholds
 from mlci.settings.gates import Gate, as_bool, parse_gate, suggest
+from mlci.settings.insight import CostSettings, ExplainSettings
 from mlci.settings.monitor import MonitorSettings
 from mlci.settings.plots import PlotSettings
 from mlci.settings.release import ReleaseSettings
@@ -51,6 +52,8 @@ class Settings:
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     release: ReleaseSettings = field(default_factory=ReleaseSettings)
     card: CardSettings = field(default_factory=CardSettings)
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
+    cost: CostSettings = field(default_factory=CostSettings)
     notes: tuple[str, ...] = ()
 
     @property
@@ -76,6 +79,8 @@ _STRUCTURED = (
     "monitor",
     "release",
     "card",
+    "explain",
+    "cost",
 )
 _SCALARS = {name: f.type for name, f in _FIELDS.items() if name not in _STRUCTURED}
 
@@ -109,6 +114,10 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         return ReleaseSettings.from_mapping(value, where)
     if name == "card":
         return CardSettings.from_mapping(value, where)
+    if name == "explain":
+        return ExplainSettings.from_mapping(value, where)
+    if name == "cost":
+        return CostSettings.from_mapping(value, where)
     if name == "gates":
         if not isinstance(value, Mapping):
             raise ConfigError(

@@ -3,23 +3,35 @@
 ``mlci train`` writes them; ``mlci evaluate`` finds the MLflow run in them; the PR check reads
 them for the report. Their path is ``train.facts_path`` when params.yaml sets it, else the JSON
 output the training stage declares in ``dvc.yaml`` (an output that is neither a metric nor a
-plot), else ``reports/train.json``. Pure apart from reading the two files; no heavy imports.
+plot), else ``reports/train.json``. Their ``environment`` is the training's :func:`runtime`;
+the report compares it with the base's (:func:`base_runtime`). Pure apart from reading those
+files and ``/etc/os-release``; no heavy imports.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mlci import git
 from mlci.errors import ConfigError, MlciError
 from mlci.settings.config import Settings
 from mlci.training.gpu import GpuFacts
 from mlci.training.settings import TrainParams
 
 DEFAULT_PATH = TrainParams.facts_path
+# The libraries whose versions a training's runtime records (those installed).
+RUNTIME_PACKAGES = ("numpy", "pandas", "scikit-learn", "torch", "mlflow", "dvc", "mlci")
+IMAGE_ENV = "MLCI_IMAGE"  # the runner image's name and tag: docker/Dockerfile sets it
+IMAGE_DIGEST_ENV = "MLCI_IMAGE_DIGEST"  # the digest a job pinned its container to: the job sets it
+BASE_RUNTIME = "base_environment"  # the report's facts: the base's recorded runtime
 
 
 @dataclass(frozen=True)
@@ -136,3 +148,74 @@ def run_facts(root: Path, settings: Settings) -> dict[str, Any]:
     """Training facts the pipeline wrote (mlci's trainer or helpers), when present."""
     facts = load(root, settings)
     return facts.to_dict() if facts is not None else {}
+
+
+def runtime(gpu: GpuFacts | None = None, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a training ran on, as strings: Python, the OS and C library, the kernel
+    (``platform``), the :data:`RUNTIME_PACKAGES` installed, CUDA (torch's build, when torch is
+    loaded and has one; the base image's ``CUDA_VERSION``), the GPU and its driver (from
+    ``gpu``), and the runner image (:data:`IMAGE_ENV`, :data:`IMAGE_DIGEST_ENV`) when set."""
+    env = os.environ if env is None else env
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    name = _os_name()
+    if name:
+        out["os"] = name
+    libc, version = platform.libc_ver()
+    if libc:
+        out["libc"] = f"{libc} {version}".strip()
+    for pkg in RUNTIME_PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    torch = sys.modules.get("torch")  # never imported here: a training that used it loaded it
+    cuda = getattr(getattr(torch, "version", None), "cuda", None)
+    if cuda:
+        out["cuda"] = str(cuda)
+    if env.get("CUDA_VERSION"):  # set by NVIDIA's CUDA base images
+        out["cuda image"] = env["CUDA_VERSION"]
+    if gpu is not None and gpu.available and gpu.gpus:
+        out["gpu"] = gpu.name()
+        driver = gpu.gpus[0].get("driver")
+        if driver and driver != "unknown":
+            out["driver"] = str(driver)
+    for key, var in (("image", IMAGE_ENV), ("image digest", IMAGE_DIGEST_ENV)):
+        if env.get(var):
+            out[key] = env[var]
+    return out
+
+
+def _os_name() -> str | None:
+    """``PRETTY_NAME`` from ``/etc/os-release`` (Linux), else None."""
+    try:
+        text = Path("/etc/os-release").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "PRETTY_NAME":
+            return value.strip().strip('"') or None
+    return None
+
+
+def base_runtime(root: Path, settings: Settings, sha: str | None) -> dict[str, Any]:
+    """``{BASE_RUNTIME: runtime}``: the runtime the facts file committed at ``sha`` records
+    (git only: mlci's facts file is an uncached output, committed with the metrics); ``{}``
+    without a base commit, a committed facts file or a recorded runtime."""
+    from mlci.training.base import train_params
+
+    if not sha:
+        return {}
+    try:
+        params: TrainParams | None = train_params(root, settings.params_file)
+    except ConfigError:
+        params = None
+    try:
+        found = git.show_in(root, sha, facts_path(root, params))
+        raw = json.loads(found) if found is not None else None
+    except (MlciError, ValueError, RecursionError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    environment = TrainingFacts.from_dict(raw).environment
+    return {BASE_RUNTIME: dict(environment)} if environment else {}

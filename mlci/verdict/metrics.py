@@ -152,6 +152,11 @@ def judge(gate: Gate, base: Any, head: Any) -> tuple[str, str]:
     return PASS, f"{name} {float(base):.6g} -> {value:.6g}"
 
 
+# The names of what the PR check measures itself (latency, model size, training cost: see
+# mlci.insight.pseudo); no metrics file holds them.
+PSEUDO_PREFIX = "mlci."
+
+
 def compare(
     base: Mapping[str, Any] | None,
     head: Mapping[str, Any],
@@ -181,6 +186,11 @@ def compare(
             if not (is_number(b) or is_number(h)):
                 continue
             diffs.append(MetricDiff(name, b, h, inferred=direction_of(name)))
+            continue
+        if name not in head and name not in base and name.startswith(PSEUDO_PREFIX):
+            # latency, size, cost: measured by the PR check alone (mlci.insight), not here
+            message = f"{name} is measured by the PR check only: not judged here"
+            diffs.append(MetricDiff(name, None, None, gate, SKIPPED, message))
             continue
         if name not in head and name not in base and gate.required:
             raise ConfigError(
