@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import pickle
-import platform
 import random
 import sys
 import tempfile
@@ -14,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from mlci.settings.config import Settings
 from mlci.training import recorder, worker
 from mlci.training.backends import Trainer, backend, get_trainer
 from mlci.training.base import TrainParams, eval_params, train_params
-from mlci.training.facts import TrainingFacts, facts_path
+from mlci.training.facts import TrainingFacts, facts_path, runtime
 from mlci.training.facts import load as load_facts
 from mlci.training.gpu import GpuFacts, GpuSampler
 from mlci.verdict.metrics import flatten
@@ -117,14 +115,9 @@ def project_importable(root: Path) -> Iterator[None]:
 
 
 def environment() -> dict[str, str]:
-    """The fingerprint that makes a result reproducible: Python and key package versions."""
-    env = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("numpy", "pandas", "scikit-learn", "torch", "mlflow", "dvc", "mlci"):
-        try:
-            env[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            continue
-    return env
+    """The fingerprint that makes a result reproducible (``facts.runtime``: Python, OS, key
+    package versions, CUDA, the runner image)."""
+    return runtime()
 
 
 def git_facts(root: Path) -> dict[str, Any]:
@@ -213,7 +206,7 @@ def _train(
         seed=params.seed,
         data={params.data: file_md5(root / params.data)},
         gpu=gpu,
-        environment=environment(),
+        environment=runtime(gpu),
         **git_facts(root),
     )
     with tempfile.TemporaryDirectory(prefix="mlci-model-") as tmp:
