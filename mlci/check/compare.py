@@ -45,8 +45,9 @@ def compare_with_base(root: Path, settings: Settings, base: Base) -> metrics.Com
         )
     if base.from_registry:
         base_metrics = base.metrics
+    elif base.sha is None:  # a push of the first commit: nothing before it, no baseline
+        base_metrics = None
     else:
-        assert base.sha is not None  # a git base always resolves to a commit
         base_metrics = metrics.load_files(pipe.metrics, _at(root, base.sha, pipe))
     base_params, head_params = params_of(root, settings, base, pipe)
     return metrics.compare(
