@@ -88,7 +88,8 @@ def main() -> None:
             [*DVC, "metrics", "diff", "main", "--json"], repeat=5, cwd=str(project), env=env
         )
         code = (
-            "import time; from pathlib import Path; from mlci import baseline, compare, config; "
+            "import time; from pathlib import Path; from mlci.check import baseline, compare; "
+            "from mlci.settings import config; "
             "root = Path.cwd(); s = config.load(root); t = time.perf_counter(); "
             "compare.compare_with_base(root, s, baseline.resolve(root, s, 'main')); "
             "print(time.perf_counter() - t)"
@@ -182,9 +183,8 @@ def real_pr_check(project: Path, work: Path, how: str) -> float:
     train = json.loads((project / "reports" / "train.json").read_text())["duration_s"]
     print(f"\n## Real PR check (max_depth 3 -> 5) {how}, verdict {result.verdict.status}\n")
     print("| stage | seconds |\n|---|---:|")
-    for name in pipeline.STAGES:
-        if name in timings:
-            print(f"| {name} | {timings[name]:.2f} |")
+    for name, seconds in timings.items():  # every stage that ran (insight too), in order
+        print(f"| {name} | {seconds:.2f} |")
     print(f"| whole check (in process) | {total:.2f} |")
     outside = total - timings.get("reproduce", 0.0)
     print(

@@ -15,13 +15,12 @@ import getpass
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
 from mlci.errors import ConfigError, MlciError, MlflowError, first_line
-from mlci.registry import history
+from mlci.registry import files, history
 from mlci.registry import tags as vocab
 from mlci.registry.tracking import mlflow_client, unreachable
 
@@ -78,18 +77,50 @@ def _order(version: Any) -> tuple[int, int]:
     return vocab.commit_time(version.tags), int(version.version)
 
 
-def _versions(client: Any, name: str) -> list[Any]:
-    return list(client.search_model_versions(f"name = '{name}'"))
+PAGE = 10_000  # versions per search request (MLflow's default page)
+
+
+def _versions(client: Any, name: str, where: str | None = None, page: int = PAGE) -> Iterator[Any]:
+    """The versions of ``name`` that ``where`` (tag clauses of an MLflow filter) selects, page
+    after page in version order. A registry that refuses the tag filter or the ordering is
+    asked for every version at once, as before (the callers check the tags themselves: the
+    filter only spares reading the versions they would skip)."""
+    from mlflow.exceptions import MlflowException
+
+    query = f"name = '{name}'" + (f" and {where}" if where else "")
+    token = None
+    while True:
+        try:
+            found = client.search_model_versions(
+                query, max_results=page, order_by=["version_number ASC"], page_token=token
+            )
+        except MlflowException as exc:
+            if token is not None or getattr(exc, "error_code", "") != "INVALID_PARAMETER_VALUE":
+                raise
+            yield from client.search_model_versions(f"name = '{name}'")
+            return
+        yield from found
+        token = getattr(found, "token", None)
+        if not token:
+            return
+
+
+def _ready_candidate(version: Any) -> bool:
+    return vocab.is_candidate(version.tags) and (
+        str(getattr(version, "status", None) or "READY") == "READY"
+    )
 
 
 def candidates(client: Any, name: str) -> list[Any]:
     """Registered versions that passed their gates and were not rolled back, oldest first."""
-    found = [
-        v
-        for v in _versions(client, name)
-        if vocab.is_candidate(v.tags) and str(getattr(v, "status", None) or "READY") == "READY"
-    ]
-    return sorted(found, key=_order)
+    promoted = _versions(client, name, vocab.where(vocab.PROMOTED, "true"))
+    return sorted((v for v in promoted if _ready_candidate(v)), key=_order)
+
+
+def has_candidate(client: Any, name: str) -> bool:
+    """Whether ``name`` has a candidate for champion (read a page of 50 at a time)."""
+    promoted = _versions(client, name, vocab.where(vocab.PROMOTED, "true"), page=50)
+    return any(_ready_candidate(v) for v in promoted)
 
 
 def aliases(client: Any, name: str) -> dict[str, str | None]:
@@ -166,34 +197,41 @@ def converge(
 
 def _mine(client: Any, name: str, git_sha: str) -> list[Any]:
     """This commit's versions, lowest first."""
-    found = [v for v in _versions(client, name) if vocab.git_sha(v.tags) == git_sha]
+    tagged = _versions(client, name, vocab.where(vocab.GIT_SHA, git_sha))
+    found = [v for v in tagged if vocab.git_sha(v.tags) == git_sha]
     return sorted(found, key=lambda v: int(v.version))
+
+
+def _ensure_model(client: Any, name: str) -> None:
+    """Create the registered model ``name`` unless it exists. A model with a version exists:
+    asked first, because MLflow answers creating an existing model by loading every version."""
+    from mlflow.exceptions import MlflowException
+
+    if list(client.search_model_versions(f"name = '{name}'", max_results=1)):
+        return
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def _version(client: Any, name: str, version: str) -> Any | None:
+    """Version ``version`` of ``name`` (spelled as MLflow numbers it), or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.get_model_version(name, version)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return found if str(found.version) == version else None
 
 
 def _set(client: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-
-
-def _check_files(client: Any, name: str, version: Any) -> None:
-    """Refuse a version whose registration did not finish or whose model files are missing."""
-    import mlflow
-
-    status = str(getattr(version, "status", None) or "READY")
-    if status != "READY":
-        raise MlflowError(
-            f"version {version.version} of '{name}' is {status}, not READY: its registration "
-            "did not finish",
-            fix="re-run `mlci promote`; if it stays so, delete that version in MLflow",
-        )
-    uri = client.get_model_version_download_uri(name, version.version)
-    files = mlflow.artifacts.list_artifacts(artifact_uri=uri)
-    if not any(PurePosixPath(f.path).name == "MLmodel" for f in files):
-        raise MlflowError(
-            f"version {version.version} of '{name}' has no model files (no MLmodel at {uri})",
-            fix="check the training run logged its model (`mlci train` does), "
-            "then delete that version and re-run `mlci promote`",
-        )
 
 
 def _register(
@@ -227,7 +265,7 @@ def _register(
     # Only now, with its registration finished and its files there, may it become a
     # candidate for champion. A version that already is one (or was rolled back) stays so.
     if not vocab.promoted(chosen.tags):
-        _check_files(client, name, chosen)
+        files.check(client, name, chosen)
         if candidate:
             _set(client, name, str(chosen.version), vocab.candidate())
     on_step(CANDIDATE)
@@ -251,8 +289,6 @@ def promote(
     ``on_step`` hears each step as it completes (``REGISTERED``, ``CANDIDATE``,
     ``CONVERGING``); the error of a promotion that stopped names the last one.
     """
-    from mlflow.exceptions import MlflowException
-
     done: list[str] = []
 
     def step(what: str) -> None:
@@ -262,14 +298,10 @@ def promote(
 
     client = mlflow_client(uri)
     try:
-        try:
-            client.create_registered_model(name)
-        except MlflowException as exc:
-            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-                raise
+        _ensure_model(client, name)
         why = why or history.Context("promotion")
         # the first version has nothing to challenge: it becomes champion
-        shadow = strategy == "challenger" and bool(candidates(client, name))
+        shadow = strategy == "challenger" and has_candidate(client, name)
         version, created = _register(client, name, run_id, git_sha, tags, step, not shadow)
         challenger = None
         if shadow and not vocab.promoted(client.get_model_version(name, version).tags):
@@ -325,15 +357,14 @@ def rollback(
                 f"model '{name}' has no previous version to roll back to",
                 fix="pass --to VERSION to pick one",
             )
-        versions = {str(v.version): v for v in _versions(client, name)}
-        if target not in versions:
+        chosen = _version(client, name, target)
+        if chosen is None:
             raise ConfigError(
                 f"model '{name}' has no version {target}",
                 fix="list versions in the MLflow UI or pass another --to",
             )
         who = actor or os.environ.get("GITHUB_ACTOR") or getpass.getuser()
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        chosen = versions[target]
         for v in candidates(client, name):
             if _order(v) > _order(chosen):
                 _set(client, name, str(v.version), vocab.rolled_back())

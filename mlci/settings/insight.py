@@ -31,7 +31,7 @@ class ExplainSettings:
     data: str | None = None  # a CSV or Parquet table in the project
     target: str | None = None  # its label column
     max_rows: int = 2000  # at most this many rows are timed and permuted
-    seconds: float = 30.0  # the time budget: a third for latency, a third per model's importance
+    seconds: float = 6.0  # the time budget: a third for latency, a third per model's importance
 
     @classmethod
     def from_mapping(cls, raw: Any, where: str = "mlci.explain") -> ExplainSettings:
