@@ -85,6 +85,19 @@ _STRUCTURED = (
 _SCALARS = {name: f.type for name, f in _FIELDS.items() if name not in _STRUCTURED}
 
 
+# The sections typed by their own class (each with ``from_mapping(raw, where)``).
+_SECTIONS: dict[str, Any] = {
+    "drift": Thresholds,
+    "pii": PiiSettings,
+    "plots": PlotSettings,
+    "monitor": MonitorSettings,
+    "release": ReleaseSettings,
+    "card": CardSettings,
+    "explain": ExplainSettings,
+    "cost": CostSettings,
+}
+
+
 def _coerce(name: str, value: Any, where: str) -> Any:
     kind = str(_FIELDS[name].type)
     if kind == "bool":
@@ -102,22 +115,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list of column names", fix="write a YAML list")
         return tuple(str(v) for v in value)
-    if name == "drift":
-        return Thresholds.from_mapping(value, where)
-    if name == "pii":
-        return PiiSettings.from_mapping(value, where)
-    if name == "plots":
-        return PlotSettings.from_mapping(value, where)
-    if name == "monitor":
-        return MonitorSettings.from_mapping(value, where)
-    if name == "release":
-        return ReleaseSettings.from_mapping(value, where)
-    if name == "card":
-        return CardSettings.from_mapping(value, where)
-    if name == "explain":
-        return ExplainSettings.from_mapping(value, where)
-    if name == "cost":
-        return CostSettings.from_mapping(value, where)
+    if name in _SECTIONS:
+        return _SECTIONS[name].from_mapping(value, where)
     if name == "gates":
         if not isinstance(value, Mapping):
             raise ConfigError(
