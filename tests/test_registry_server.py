@@ -302,3 +302,37 @@ def test_server_death_at_each_promotion_step(
         assert last.why.startswith("found where the trail did not say")
     finally:
         stop_mlflow(server)
+
+
+def test_writers_setting_one_tag_at_once_all_succeed(mlflow_server: MlflowServer) -> None:
+    """Two releases (or promotions) that write the same tag at the same moment: MLflow's
+    upsert is a read then an insert, so on PostgreSQL the second insert can hit the primary
+    key. Every writer must still succeed, and the tag must hold one of the values written."""
+    import threading
+
+    from mlci.registry.tracking import set_model_tags
+
+    client = _client(mlflow_server)
+    name = f"tags-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    keys = [f"mlci.race.{i}" for i in range(12)]
+    errors: list[BaseException] = []
+    gate = threading.Barrier(6)
+
+    def writer(who: int) -> None:
+        own = _client(mlflow_server)
+        for key in keys:
+            gate.wait()
+            try:
+                set_model_tags(own, name, {key: f"writer-{who}"})
+            except BaseException as exc:  # collected, asserted below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors[:2]
+    tags = client.get_registered_model(name).tags
+    assert {k: tags.get(k, "")[:7] for k in keys} == dict.fromkeys(keys, "writer-")

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlci.registry import tags as vocab
+from mlci.registry.tracking import set_model_tags
 
 ALIASES = ("champion", "previous", "challenger")
 
@@ -90,7 +91,7 @@ def note(
         "forced": ctx.forced,
     }
     text = json.dumps({k: v for k, v in entry.items() if v not in (None, [], False)})
-    client.set_registered_model_tag(name, f"{vocab.HISTORY}{key}", text[:5000])
+    set_model_tags(client, name, {f"{vocab.HISTORY}{key}": text[:5000]})
 
 
 def read(model_tags: Mapping[str, Any] | None) -> list[Move]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlci.registry import tags as vocab
+from mlci.registry.tracking import set_version_tags
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -54,7 +55,7 @@ def tag(window: Window) -> tuple[str, str]:
 
 def record(client: Any, name: str, version: str, window: Window) -> None:
     key, value = tag(window)
-    client.set_model_version_tag(name, version, key, value)
+    set_version_tags(client, name, version, {key: value})
 
 
 def read(tags: Mapping[str, Any] | None, role: str | None = None) -> list[Window]:

@@ -22,7 +22,7 @@ from typing import Any
 from mlci.errors import ConfigError, MlciError, MlflowError, first_line
 from mlci.registry import files, history
 from mlci.registry import tags as vocab
-from mlci.registry.tracking import mlflow_client, unreachable
+from mlci.registry.tracking import mlflow_client, set_model_tags, set_version_tags, unreachable
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
@@ -230,8 +230,7 @@ def _version(client: Any, name: str, version: str) -> Any | None:
 
 
 def _set(client: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
+    set_version_tags(client, name, version, tags)
 
 
 def _register(
@@ -371,8 +370,7 @@ def rollback(
         restored = vocab.restored(by=who, at=when, reason=reason, from_version=current)
         _set(client, name, target, restored)
         last = vocab.last_rollback(current, target, by=who, at=when, reason=reason)
-        for key, value in last.items():
-            client.set_registered_model_tag(name, key, value)
+        set_model_tags(client, name, last)
         kind = "automatic rollback" if automatic else "rollback"
         why = history.Context(f"{kind}: {reason}", actor=who, run_url=run_url)
         champion, _ = converge(client, name, why=why)

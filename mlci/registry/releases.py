@@ -13,7 +13,7 @@ from mlci.errors import MlciError
 from mlci.registry import history
 from mlci.registry import models as registry
 from mlci.registry import tags as vocab
-from mlci.registry.tracking import mlflow_client, unreachable
+from mlci.registry.tracking import mlflow_client, set_version_tags, unreachable
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ def release(uri: str, name: str, version: str, why: history.Context) -> Released
             "run_url": why.run_url,
         }
         tags = {**vocab.candidate(), vocab.RELEASED: json.dumps(record)[:5000]}
-        for key, value in tags.items():
-            client.set_model_version_tag(name, version, key, value)
+        set_version_tags(client, name, version, tags)
         if before.get(registry.CHALLENGER) == version:
             client.delete_registered_model_alias(name, registry.CHALLENGER)
             history.note(client, name, registry.CHALLENGER, version, None, why)

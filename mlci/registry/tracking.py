@@ -256,3 +256,35 @@ def mlflow_client(uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(uri, registry_uri=uri)
+
+
+def set_version_tags(client: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a model version; safe when another writer sets the same tag at once."""
+    for key, value in tags.items():
+        _upsert(client.set_model_version_tag, name, version, key, value)
+
+
+def set_model_tags(client: Any, name: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a registered model; safe when another writer sets the same tag at once."""
+    for key, value in tags.items():
+        _upsert(client.set_registered_model_tag, name, key, value)
+
+
+def _upsert(setter: Any, *args: str, attempts: int = 6) -> None:
+    """MLflow's tag upsert is a read then an insert: two writers of one key at once make the
+    second insert fail on the primary key (PostgreSQL answers BAD_REQUEST). Setting a tag is
+    idempotent, so the loser writes again, now as an update."""
+    import random
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            setter(*args)
+            return
+        except MlflowException as exc:
+            raced = getattr(exc, "error_code", "") in ("BAD_REQUEST", "RESOURCE_ALREADY_EXISTS")
+            if not raced or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.3))
