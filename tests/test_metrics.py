@@ -134,6 +134,11 @@ def test_merge_prefixes_only_collisions() -> None:
         ("n", None),
         ("duration_s", None),
         ("auc_loss", None),  # the tokens disagree: unclassified, so neutral
+        ("fairness.sex.accuracy_gap", "lower"),  # a distance between groups: smaller is better
+        ("auc_disparity", "lower"),
+        ("fairness.sex.equal_opportunity_difference", "lower"),  # as fairlearn: max - min
+        ("val/accuracy_drop", "lower"),
+        ("gap", None),  # a distance of nothing named
     ],
 )
 def test_direction_from_the_name(name: str, direction: str | None) -> None:

@@ -3,6 +3,7 @@ issue and its retraining pull request."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -97,11 +98,23 @@ class IssuesAndPulls(HttpClient):
         return data
 
     def issue_comment(self, number: int, body: str) -> CommentResult:
-        """A new comment on issue (or pull request) ``number``."""
+        """A new comment on issue (or pull request) ``number``; a POST whose answer was lost
+        is looked for (by a hidden name of this very request), never sent twice."""
+        # Names this very request, so that after a lost answer we find what it made, if anything.
+        body = f"{body}\n\n<!-- mlci-post: {uuid.uuid4().hex} -->"
         check_body(body, "comment")
         why = Why(f"issue #{number} in {self.repository}", "issues: write")
         path = f"/repos/{self.repository}/issues/{number}/comments"
-        data = json_body(self._request("POST", path, why, json={"body": body}))
+
+        def created_already() -> requests.Response | None:
+            for comment in self._pages(path, why, {"per_page": 100}, "comment"):
+                if comment.get("body") == body:
+                    one = f"/repos/{self.repository}/issues/comments/{comment['id']}"
+                    return self._request("PATCH", one, why, json={"body": body})  # no change
+            return None
+
+        data = json_body(self._request("POST", path, why, json={"body": body},
+                                       reconcile=created_already))  # fmt: skip
         return CommentResult(int(data["id"]), str(data["html_url"]), True)
 
     def issue_close(self, number: int, comment: str | None = None) -> dict[str, Any]:

@@ -115,6 +115,30 @@ def _repoint(tree: Path, data_path: str, snapshot: str) -> str:
     return ""
 
 
+def training_data(root: Path, result: MonitorResult) -> str:
+    """The ``dvc add``ed file a project's own training comes from: the champion's training
+    data (its lineage), followed up through the stages that make it."""
+    from mlci.project import pipeline
+
+    recorded = sorted(result.champion.data) if result.champion else []
+    if not recorded:
+        raise ConfigError(
+            "the champion's lineage names no training data: a retraining PR cannot tell which "
+            "file to point at the snapshot",
+            fix="promote with `mlci promote` after `dvc repro`, so the lineage is recorded",
+        )
+    found = pipeline.read(root).upstream(recorded, lambda p: (root / f"{p}.dvc").is_file())
+    added = [p for p in found if (root / f"{p}.dvc").is_file()]
+    if len(added) != 1:
+        named = ", ".join(added or found)
+        raise ConfigError(
+            f"the champion's training data comes from {len(added)} `dvc add`ed files "
+            f"({named or 'none'}): a retraining PR repoints exactly one",
+            fix="keep the raw training data in one `dvc add`ed file the stages read",
+        )
+    return added[0]
+
+
 TRAILER = "Mlci-Retrain"  # on every commit mlci puts on a retraining branch: the model's name
 
 
@@ -174,7 +198,7 @@ def propose(
     """Open or update the retraining PR; None (with a note on ``result``) when there is
     nothing to propose. ``reserved``: the branches it may never push (see
     :func:`refuse_reserved`)."""
-    from mlci.training.base import train_params
+    from mlci.training.base import mlci_train_params
 
     refuse_reserved(ms.branch, {base: "base branch", **reserved})
     snapshot = result.snapshot
@@ -188,13 +212,20 @@ def propose(
             fix=f"`dvc add {snapshot}`, commit the .dvc file and `dvc push` (the ingestion job)",
         )
     params_file = settings.params_file
-    data_path = train_params(root, params_file).data
+    mlci_trains = mlci_train_params(root, params_file)
+    data_path = mlci_trains.data if mlci_trains else training_data(root, result)
     _push_data(root, snapshot, settings.dvc_remote)
     tmp = Path(tempfile.mkdtemp(prefix="mlci-retrain-"))
     tree = tmp / "tree"
     _git(root, "worktree", "add", "--detach", str(tree), "HEAD")
     try:
         change = _repoint(tree, data_path, snapshot)
+        if not change and mlci_trains is None:
+            raise ConfigError(
+                f"the training data {data_path} is not a `dvc add`ed file, or {snapshot} is "
+                "not: a retraining PR cannot point one at the other",
+                fix=f"`dvc add {data_path}` and `dvc add {snapshot}`, commit both .dvc files",
+            )
         if not change:
             _set_train_data(tree / params_file, snapshot)
             change = f"`train.data` in `{params_file}` is now `{snapshot}`"

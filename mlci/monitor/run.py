@@ -171,15 +171,10 @@ def trainer_hints(root: Path, settings: Settings) -> tuple[str | None, str | Non
     """The training data, label and dropped columns ``train:`` names when mlci's trainer
     trains the project; none for a project's own training (its lineage names the data,
     ``monitor.label`` the label)."""
-    from mlci.settings.config import load_yaml
-    from mlci.training.base import train_params
+    from mlci.training.base import mlci_train_params
 
-    path = root / settings.params_file
-    doc = load_yaml(path) if path.is_file() else None
-    if not isinstance(doc, dict) or doc.get("train") is None:
-        return None, None, ()
-    tp = train_params(root, settings.params_file)
-    return tp.data, tp.target, tp.drop
+    tp = mlci_train_params(root, settings.params_file)
+    return (tp.data, tp.target, tp.drop) if tp is not None else (None, None, ())
 
 
 def check(

@@ -160,6 +160,27 @@ class Project:
         """The paths of ``artifacts:`` entries of ``type: model``."""
         return [a.path for a in self.artifacts if a.type == "model"]
 
+    def upstream(self, paths: Any, added: Any) -> tuple[str, ...]:
+        """The files ``paths`` come from, followed up through the stages that make them, to
+        those ``added(path)`` says are ``dvc add``ed (or tracked where no stage makes them)."""
+        found: list[str] = []
+        todo, seen = list(paths), set()
+        while todo:
+            path = todo.pop(0)
+            if path in seen:
+                continue
+            seen.add(path)
+            stage = self.producer(path)
+            if added(path) or stage is None:
+                found.append(path)
+            else:
+                todo.extend(d for d in stage.deps if not d.endswith(tuple(CODE_LIKE)))
+        return _unique(found)
+
+
+# dependencies that are code, never the data a retraining repoints
+CODE_LIKE = (".py", ".ipynb", ".sh", ".r", ".jl")
+
 
 def posix(path: str) -> str:
     return os.path.normpath(path).replace(os.sep, "/")

@@ -91,6 +91,8 @@ def promote(
     if refusal is not None and not force:
         raise refusal
     sha = ctx.sha or git.head_sha(root)
+    if ctx.pr_number is None:  # a push after a merge: the version still names its PR
+        ctx = dataclasses.replace(ctx, pr_number=publish.merged_pr(settings, ctx, sha))
     uri = settings.tracking_uri
     model = modelfile.find(root, settings)
     logged = None if model is not None else _logged_run(uri, settings, sha)

@@ -6,7 +6,7 @@ The file and the summary are written first, so a failure to post never loses the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,15 +52,20 @@ def marker(report_name: str) -> str:
     return marker_for(report_name)
 
 
-def write_report(settings: Settings, markdown: str, verdict: Verdict) -> Path:
+def write_report(
+    settings: Settings, markdown: str, verdict: Verdict, facts: Mapping[str, Any] | None = None
+) -> Path:
     """The report on disk alone (no summary): where it is not published."""
     return deliver.record(
-        settings, CIContext(), settings.report_file, markdown, _facts(settings, verdict)
+        settings, CIContext(), settings.report_file, markdown, _facts(settings, verdict, facts)
     ).path
 
 
-def _facts(settings: Settings, verdict: Verdict) -> dict[str, Any]:
-    return {**verdict.to_json(), "report": str(settings.report_file)}
+def _facts(
+    settings: Settings, verdict: Verdict, facts: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The report's JSON beside it: the verdict, where the report is, and ``facts``."""
+    return {**verdict.to_json(), "report": str(settings.report_file), **(facts or {})}
 
 
 class Publisher:
@@ -151,6 +156,7 @@ def publish(
     verdict: Verdict,
     annotations: Sequence[Any] = (),
     publisher: Publisher | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> Published:
     """File first, then the job summary, then the network; a network failure loses nothing.
 
@@ -159,7 +165,9 @@ def publish(
     note that names where the full report is.
     """
     publisher = publisher or Publisher(settings, ctx)
-    rec = deliver.record(settings, ctx, settings.report_file, markdown, _facts(settings, verdict))
+    rec = deliver.record(
+        settings, ctx, settings.report_file, markdown, _facts(settings, verdict, facts)
+    )
     path, summary = rec.path, rec.summary_written
     markdown = fit(markdown, _body_limit(settings), deliver.where(path, ctx, rec.whole_in_summary))
     url: str | None = None
@@ -295,6 +303,18 @@ def _with_saved_images(directory: Path, settings: Settings, client: Any, art: Ar
 def promotion_marker(report_name: str) -> str:
     """The note's own sticky marker, apart from the PR check's report."""
     return marker(f"{report_name}-promotion")
+
+
+def merged_pr(settings: Settings, ctx: CIContext, git_sha: str) -> int | None:
+    """The PR that brought ``git_sha``: the context's, else the one GitHub associates with the
+    commit (a push after a merge). Never raises: the number labels a version, and a GitHub
+    that cannot say (no token, no permission, down) must not stop a promotion."""
+    if ctx.pr_number is not None or not (ctx.has_token and ctx.repository):
+        return ctx.pr_number
+    try:
+        return Publisher(settings, ctx)._need().pull_for_commit(git_sha)
+    except GitHubError:
+        return None
 
 
 def publish_promotion(

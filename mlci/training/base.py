@@ -35,6 +35,7 @@ __all__ = [
     "Trainer",
     "eval_params",
     "get_trainer",
+    "mlci_train_params",
     "torch_params",
     "train_params",
 ]
@@ -67,3 +68,30 @@ def train_params(root: Path, params_file: str = "params.yaml") -> TrainParams:
 
 def eval_params(root: Path, params_file: str = "params.yaml") -> EvalParams:
     return typed_eval(_section(root, params_file, "evaluate"), f"{params_file}:evaluate")
+
+
+def mlci_train_params(root: Path, params_file: str = "params.yaml") -> TrainParams | None:
+    """mlci's trainer's ``train:`` params when mlci's trainer trains the project (a stage runs
+    ``mlci train``, or, with no pipeline to tell, a ``train:`` section is there); None when the
+    project trains itself, whose own ``train:`` section (if any) is not mlci's to read."""
+    from mlci.errors import MlciError
+    from mlci.project import pipeline
+
+    try:
+        stages = pipeline.read(root).stages
+    except MlciError:
+        stages = ()
+    if stages:
+        if not any(_runs_mlci_train(s.cmd) for s in stages):
+            return None
+    else:
+        doc = load_yaml(root / params_file) if (root / params_file).is_file() else None
+        if not isinstance(doc, dict) or doc.get("train") is None:
+            return None
+    return train_params(root, params_file)
+
+
+def _runs_mlci_train(cmd: str) -> bool:
+    import re
+
+    return re.search(r"(^|[\s;&|(])(mlci|-m mlci)\s+train(\s|$)", cmd) is not None

@@ -5,7 +5,8 @@ A name is split into tokens on ``.``, ``/``, ``_``, ``-``, ``@``, spaces and cam
 that names a quality (``loss``, ``mae``, ... lower; ``accuracy``, ``f1``, ``dice``, ... higher;
 also two tokens joined, ``log_loss``, ``roc_auc``, ``avg_prec``) gives the direction; a name
 whose tokens disagree, or that has none of them, stays unclassified (None). A name whose last
-token is ``step``, ``epoch``, ``timestamp``, ... is a counter, never a quality.
+token is ``step``, ``epoch``, ``timestamp``, ... is a counter, never a quality; one whose last
+token is ``gap``, ``disparity``, ``drop``, ... is a distance, better lower.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ HIGHER = _words(
     "pearson spearman reward"
 )
 COUNTERS = _words("step steps epoch epochs timestamp timestamps iteration iterations iter iters")
+# a last token that measures a distance between groups or runs: smaller is better whatever
+# it is the distance of (``fairness.sex.accuracy_gap``, ``auc_disparity``, ``accuracy_drop``)
+DISTANCES = _words("gap gaps disparity disparities difference differences drop degradation")
 
 _SPLIT = re.compile(r"[._/:@\-\s]+")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
@@ -73,6 +77,8 @@ def direction_of(name: str) -> str | None:
     toks = tokens(name)
     if not toks or toks[-1] in COUNTERS:
         return None
+    if len(toks) > 1 and toks[-1] in DISTANCES:
+        return "lower"
     found = {_direction(t) for t in toks}
     found |= {_direction(a + b) for a, b in itertools.pairwise(toks)}
     found.discard(None)
