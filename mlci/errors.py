@@ -7,10 +7,11 @@ wrong, where, and what to do. Only ``cli.main`` turns these into output and an e
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Exit codes are part of the interface (see README, "Exit codes").
 EXIT_OK = 0
@@ -175,6 +176,9 @@ def save_for_parent(exc: MlciError) -> None:
     path = os.environ.get(STAGE_ERROR_ENV)
     if not path:
         return
+    import json
+    from pathlib import Path
+
     doc = {
         "kind": type(exc).__name__,
         "exit_code": exc.exit_code,
@@ -196,6 +200,8 @@ def _classes(cls: type[MlciError]) -> dict[str, type[MlciError]]:
 def load_from_child(path: Path, where: str) -> MlciError | None:
     """The error a stage command saved in ``path`` (see ``save_for_parent``), its message
     prefixed with ``where``; None when it saved none."""
+    import json
+
     try:
         doc: Any = json.loads(path.read_text(encoding="utf-8"))
         code, title, message = int(doc["exit_code"]), str(doc["title"]), str(doc["message"])

@@ -13,15 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlci.errors import Interrupted, Terminated
+
+if TYPE_CHECKING:
+    import subprocess  # imported where a stage starts: `mlci --help` need not pay for it
 
 # GitHub Actions sends SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that: the
 # stage gets this long to exit, so mlci can still write its report before SIGKILL comes.
@@ -125,6 +127,8 @@ def run_child(args: Sequence[str], stage: str, **popen: Any) -> int:
     A signal while it runs is forwarded to the group; after a signal the group's last process
     is gone (or SIGKILLed at the deadline) before this returns or raises.
     """
+    import subprocess
+
     check()
     if sys.version_info >= (3, 11):
         popen["process_group"] = 0

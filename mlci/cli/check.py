@@ -189,6 +189,3 @@ def publish_cmd(report_file: str | None, report_name: str | None, from_dir: str 
 
         settings = dataclasses.replace(settings, report_path=str(path.resolve()))
     show_published(publish.publish(settings, context(), markdown, verdict))
-
-
-COMMANDS = (run, compare, report_cmd, publish_cmd)

@@ -1,26 +1,18 @@
-"""What every group of commands shares: the ``mlci`` group, its common options, and the
-settings, project root and CI context a command starts from.
+"""What every group of commands shares: the common options, and the settings, project root
+and CI context a command starts from.
 
 Heavy libraries (dvc, mlflow, pandera, sklearn, torch) are imported inside the library calls,
-so ``mlci --help`` starts fast.
+so a command imports only what it uses (and ``mlci --help`` imports no command at all).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mlci import __version__, console
-
-_debug = {"on": os.environ.get("MLCI_DEBUG") == "1"}
-
-
-def debugging() -> bool:
-    """Whether tracebacks are shown (``--debug`` or ``MLCI_DEBUG=1``)."""
-    return _debug["on"]
+from mlci import console
 
 
 def settings_for(root: Path, **flags: Any) -> Any:
@@ -51,19 +43,6 @@ def context() -> Any:
 
     console.mask(ci.token())
     return ci.detect()
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="mlci")
-@click.option("--debug", is_flag=True, help="Show tracebacks (or set MLCI_DEBUG=1).")
-def cli(debug: bool) -> None:
-    """Every pull request proves the model got better, not worse.
-
-    A PR check runs: pull -> validate -> reproduce -> compare -> report -> publish.
-    After a merge, `mlci promote` moves the MLflow alias `champion`.
-    """
-    if debug:
-        _debug["on"] = True
 
 
 base_option = click.option(

@@ -110,6 +110,3 @@ def monitor(params_file: str | None, snapshot: str | None, on_breach: str | None
         console.error(f"could not update GitHub: {result.publish_error.one_line()}")
     console.info(f"{result.status.icon} status: {result.status.value}: {result.summary}")
     mon.raise_for(result)
-
-
-COMMANDS = (promote, rollback, lineage, monitor)

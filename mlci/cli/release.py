@@ -105,6 +105,3 @@ def card(params_file: str | None, version: str | None) -> None:
             fix="promote it again with this mlci (`mlci promote --force` on its commit)",
         )
     console.out(text)
-
-
-COMMANDS = (release, history, card)

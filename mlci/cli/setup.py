@@ -82,6 +82,3 @@ def init_cmd(action: str | None, force: bool) -> None:
         console.warn(note)
     paths = " ".join(os.path.relpath(w, Path.cwd()) for w in result.written)
     console.success(f"next: review them, then `git add {paths} && git commit -m 'Adopt mlci'`")
-
-
-COMMANDS = (doctor, demo, init_cmd)

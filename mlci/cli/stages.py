@@ -110,6 +110,3 @@ def evaluate(params_file: str | None) -> None:
     result = do_evaluate(root, settings_for(root, params_file=params_file))
     shown = {k: v for k, v in result.items() if isinstance(v, float)}
     console.info("  ".join(f"{k}={v:.4f}" for k, v in shown.items()))
-
-
-COMMANDS = (pull, validate, train, evaluate)
