@@ -38,6 +38,9 @@ MEANINGS: dict[str, str] = {
     "validate": "data file -> pandera schema (`schemas/x.yaml` or `pkg.module:attr`) "
     "([data checks](data-checks.md))",
     "sensitive_columns": "columns whose values never appear in any output",
+    "data_keys": "data file -> the columns that name one row of it (a list, or one column "
+    "name): how the PR report matches rows to say which were added, removed and changed "
+    "([what changed in the data](pr-math.md#what-changed-in-the-data))",
     "gates": "per metric: which way is better and how much worse is still fine ([gates](gates.md))",
     "drift": "drift thresholds against the base revision ([drift](data-checks.md#drift))",
     "pii": "the personal-data scan ([personal data](data-checks.md#personal-data))",
@@ -172,6 +175,8 @@ WHEN_UNSET: dict[str, str] = {
     "promote_branch": "the repository's default branch (from the event), else `main`",
     "validate": "no data validated",
     "sensitive_columns": "none",
+    "data_keys": "the first column the file's YAML schema marks `unique: true`, else whole rows "
+    "(added and removed only)",
     "gates": "none: metrics are reported, not judged ([without gates](gates.md#without-gates))",
     "plots.show": "every plot",
     "monitor.snapshot": "required by `mlci monitor` (or `--snapshot`)",

@@ -21,7 +21,7 @@ from typing import Any
 
 from mlci import git, signals
 from mlci.check import baseline, compare, datachecks, degrade, insight, trust
-from mlci.checks import drift, privacy, validation
+from mlci.checks import datadiff, drift, privacy, validation
 from mlci.ci import CIContext
 from mlci.errors import (
     DvcRemoteError,
@@ -55,6 +55,7 @@ class CheckState:
     validation: validation.ValidationReport | None = None
     comparison: metrics.Comparison | None = None
     drift: drift.DriftReport | None = None
+    data_diff: tuple[datadiff.FileDiff, ...] = ()  # what changed in each data file
     pii: privacy.PiiReport | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     plots: str = ""
@@ -112,6 +113,7 @@ def render(
         comparison=state.comparison,
         validation=state.validation,
         drift=state.drift,
+        data_diff=state.data_diff,
         pii=state.pii,
         pulled=state.pulled,
         facts=state.facts,
@@ -174,7 +176,7 @@ def pr_check(
                 repro.reproduce(root, repo=repo)  # the remote lacked validated data: rebuild it
             reproduce = False
         with _timed(state, "validate", on_stage):
-            state.validation, state.drift, state.pii = datachecks.check_data(
+            state.validation, state.drift, state.pii, state.data_diff = datachecks.check_data(
                 root, settings, against.sha
             )
         if state.error is None and verdict_of(state).outcome is not Outcome.DATA_INVALID:
@@ -214,11 +216,14 @@ def pr_check(
     with _timed(state, "publish", on_stage):
         if save is not None:
             publish.save_artifact(save, settings, ctx, markdown, verdict)
+        facts = {"data_diff": [d.to_json() for d in state.data_diff]} if state.data_diff else {}
         if post:
             notes = annotations_of(root, state) if settings.check_run else ()
-            published = publish.publish(settings, ctx, markdown, verdict, notes, publisher)
+            published = publish.publish(
+                settings, ctx, markdown, verdict, notes, publisher, facts=facts
+            )
         else:
-            published = publish.Published(publish.write_report(settings, markdown, verdict))
+            published = publish.Published(publish.write_report(settings, markdown, verdict, facts))
     return CheckResult(verdict, markdown, published, state)
 
 

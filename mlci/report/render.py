@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlci import markdown
+from mlci.checks.datadiff import FileDiff
 from mlci.checks.drift import DriftReport
 from mlci.checks.privacy import PiiReport
 from mlci.checks.validation import ValidationReport
@@ -21,6 +22,7 @@ from mlci.errors import MlciError, StageFailed
 from mlci.markdown import code, fit, inert
 from mlci.project.remote import PullResult
 from mlci.report.data_sections import drift_section, fmt, pii_section, validation_section
+from mlci.report.datadiff import data_diff_section
 from mlci.report.insight import insight_sections
 from mlci.report.runtime import stack_change
 from mlci.verdict.directions import gates_yaml, is_counter, suggest_gates
@@ -44,6 +46,7 @@ class ReportInput:
     comparison: Comparison | None = None
     validation: ValidationReport | None = None
     drift: DriftReport | None = None
+    data_diff: tuple[FileDiff, ...] = ()  # what changed in each data file against the base
     pii: PiiReport | None = None
     pulled: PullResult | None = None
     facts: Mapping[str, Any] = field(default_factory=dict)
@@ -316,6 +319,7 @@ def render(inp: ReportInput, marker: str = "", limit: int | None = None) -> str:
         sections.append(pii_section(inp.pii))
     if inp.drift is not None:
         sections.append(drift_section(inp.drift))
+    sections.append(data_diff_section(inp.data_diff))
     if inp.comparison is not None:
         sections.append(params_section(inp.comparison))
         sections.append(slices_section(inp.comparison))

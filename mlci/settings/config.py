@@ -17,7 +17,7 @@ import yaml
 
 from mlci.errors import ConfigError
 from mlci.settings.card import CardSettings
-from mlci.settings.datachecks import PiiSettings, Thresholds
+from mlci.settings.datachecks import PiiSettings, Thresholds, data_keys
 from mlci.settings.gates import Gate, as_bool, parse_gate, suggest
 from mlci.settings.insight import CostSettings, ExplainSettings
 from mlci.settings.monitor import MonitorSettings
@@ -45,6 +45,7 @@ class Settings:
     allow_untrusted: bool = False
     validate: Mapping[str, str] = field(default_factory=dict)
     sensitive_columns: tuple[str, ...] = ()
+    data_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     gates: tuple[Gate, ...] = ()
     drift: Thresholds = field(default_factory=Thresholds)
     pii: PiiSettings = field(default_factory=PiiSettings)
@@ -72,6 +73,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("ro
 _STRUCTURED = (
     "validate",
     "sensitive_columns",
+    "data_keys",
     "gates",
     "drift",
     "pii",
@@ -117,6 +119,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         return tuple(str(v) for v in value)
     if name in _SECTIONS:
         return _SECTIONS[name].from_mapping(value, where)
+    if name == "data_keys":
+        return data_keys(value, where)
     if name == "gates":
         if not isinstance(value, Mapping):
             raise ConfigError(

@@ -74,3 +74,31 @@ class PiiSettings:
                 f"{where}.allow: expected a list of column names", fix="write e.g. `allow: [email]`"
             )
         return cls(as_bool(raw.get("block", False), f"{where}.block"), tuple(str(c) for c in allow))
+
+
+def data_keys(raw: Any, where: str = "mlci.data_keys") -> dict[str, tuple[str, ...]]:
+    """``mlci.data_keys``: data file -> the columns that name one row of it (a column name
+    alone is a one-column key). Typed when the settings load: anything else is exit 2."""
+    from mlci.errors import ConfigError
+
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{where}: expected a mapping of data file -> key columns",
+            fix="write e.g. `data_keys: {data/train.csv: [id]}`",
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    for path, columns in raw.items():
+        columns = [columns] if isinstance(columns, str) else columns
+        if (
+            not isinstance(columns, list | tuple)
+            or not columns
+            or not all(isinstance(c, str) and c for c in columns)
+        ):
+            raise ConfigError(
+                f"{where}.{path}: expected a column name or a non-empty list of them",
+                fix=f"write e.g. `{path}: [id]`",
+            )
+        out[str(path)] = tuple(columns)
+    return out
