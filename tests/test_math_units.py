@@ -312,22 +312,22 @@ def test_a_projects_own_model_is_called_on_the_table_explain_names(tmp_path: Any
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from mlci.check import insight
     from mlci.settings.config import Settings
+    from mlci.training import explain
 
     frame = pd.DataFrame({"b": [0.0, 1.0] * 30, "a": [1.0, 0.0] * 30, "y": [0, 1] * 30})
     est = LogisticRegression().fit(frame[["a", "b"]], frame["y"])
     joblib.dump(est, tmp_path / "model.joblib")
     frame.to_csv(tmp_path / "eval.csv", index=False)
-    model = insight.load(tmp_path, tmp_path / "model.joblib", "model.joblib", 10)
+    model = explain.load(tmp_path, tmp_path / "model.joblib", "model.joblib", 10)
     assert model.features == ("a", "b") and model.estimator is not None
     settings = Settings(root=tmp_path, explain=ExplainSettings("eval.csv", "y", max_rows=20))
-    rows = insight.evaluation_rows(tmp_path, settings, model, Unavailable("no base"))
+    rows = explain.evaluation_rows(tmp_path, settings, model, Unavailable("no base"))
     assert not isinstance(rows, Unavailable)
     x, y = rows
     assert len(x) == 20 and list(y.index) == list(x.index)
     assert list(model.inputs(x).columns) == ["a", "b"]  # the model's order, not the table's
-    unset = insight.evaluation_rows(tmp_path, Settings(root=tmp_path), model, model)
+    unset = explain.evaluation_rows(tmp_path, Settings(root=tmp_path), model, model)
     assert unset == Unavailable(
         "a project's own model is measured on the rows `mlci.explain: {data, target}` names"
     )

@@ -149,6 +149,25 @@ def test_every_promotion_writes_a_model_card(story: Story) -> None:
     assert missing.returncode == 2 and "has no version 9" in missing.stderr
 
 
+def test_the_card_shows_what_drives_the_predictions(story: Story, tmp_path: Path) -> None:
+    text = _ok(story.ws.mlci(story.p, "card"))
+    drives = text[text.index("## What drives its predictions") : text.index("## Size")]
+    assert "Not available" not in drives, drives
+    shown = re.search(r"how much accuracy drops .* seed 0, on (\d+) evaluation rows", drives)
+    assert shown is not None, drives
+    row = r"^\| (\d+) \| `([^`]+)` \| (-?\d+\.\d{4}) \| (\d+\.\d{4}) \|$"
+    top = re.findall(row, drives, re.M)
+    assert len(top) == 10 and [int(r[0]) for r in top] == list(range(1, 11)), drives
+    assert float(top[0][2]) > 0 and float(top[0][2]) >= float(top[-1][2]), drives
+    run_id = story.client().get_model_version(MODEL, "1").run_id
+    got = story.client().download_artifacts(run_id, "model-card/model-card.json", str(tmp_path))
+    doc = json.loads(Path(got).read_text(encoding="utf-8"))["importance"]
+    assert doc["not_available"] is None and doc["rows"] == int(shown[1])
+    assert [(f["feature"], f"{f['importance']:.4f}") for f in doc["features"]] == [
+        (name, value) for _, name, value, _ in top
+    ]
+
+
 def test_the_merge_makes_a_challenger_and_the_champion_stays(story: Story) -> None:
     p = story.p
     git(p, "merge", "-q", "--no-edit", "pr/tune-model")

@@ -5,7 +5,8 @@ Where things come from: the PR's model is the declared model (:func:`mlci.projec
 in the work tree after reproduce; the base's is the same path at the base commit (git, else the
 DVC cache or remote), also for a registered base (``@champion``), whose commit it was trained
 from. The rows are mlci's own held-out split for a model mlci's trainer made, else the table
-``mlci.explain`` names, at most ``mlci.explain.max_rows`` of them (a seeded sample). Unpickling
+``mlci.explain`` names, at most ``mlci.explain.max_rows`` of them (a seeded sample); loading and
+rows come from :mod:`mlci.training.explain`, which the model card shares. Unpickling
 a model runs its code: the PR's own code already ran in this check (the fork guard decided
 that), and the base's comes from the base branch.
 
@@ -26,9 +27,9 @@ from mlci.insight import importance, pseudo, runcost, traincost
 from mlci.insight.model import Model
 from mlci.insight.result import FACTS_KEY, Drivers, Insight, RunCost, TrainCost, Unavailable
 from mlci.settings.config import Settings
+from mlci.training import explain
+from mlci.training.explain import Rows
 from mlci.verdict.metrics import Comparison
-
-Rows = tuple[Any, Any]  # features and labels
 
 
 def apart(settings: Settings) -> Settings:
@@ -53,12 +54,22 @@ def measure(
     comparison = state.comparison
     sha = comparison.base_sha if comparison is not None else None
     label = comparison.base_rev if comparison is not None else "base"
-    head, base = _models(root, settings, sha, label)
-    rows = _guarded(lambda: evaluation_rows(root, settings, head, base))
-    budget = settings.explain.seconds / 3  # latency, and each model's importance
-    run = _guarded(lambda: _run_cost(head, base, rows, budget))
-    drivers = _guarded(lambda: _drivers(head, base, rows, budget))
-    train = _guarded(lambda: _train_cost(root, settings, sha, state.timings, state.cpu, facts))
+    try:
+        same = _unchanged(root, settings, sha, label)
+    except Exception:  # cannot tell: measure, as for any changed model
+        same = None
+    if same is not None:  # the very model the base has: nothing to measure
+        run: Any = same
+        drivers: Any = same
+    else:
+        head, base = _models(root, settings, sha, label)
+        rows = explain.guarded(lambda: explain.evaluation_rows(root, settings, head, base))
+        budget = explain.budget(settings)  # latency, and each model's importance
+        run = explain.guarded(lambda: _run_cost(head, base, rows, budget))
+        drivers = explain.guarded(lambda: _drivers(head, base, rows, budget))
+    train = explain.guarded(
+        lambda: _train_cost(root, settings, sha, state.timings, state.cpu, facts)
+    )
     found = Insight(run, drivers, train, time.monotonic() - started)
     facts[FACTS_KEY] = found
     if comparison is None:
@@ -66,42 +77,35 @@ def measure(
     return pseudo.judged(comparison, found.values(), settings.gates)
 
 
-def _guarded(step: Any) -> Any:
-    """``step()``, or why it failed, as a section that is not available."""
-    try:
-        return step()
-    except MlciError as exc:
-        return Unavailable(exc.one_line())
-    except Exception as exc:  # a section never breaks the check
-        return Unavailable(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+def _unchanged(root: Path, settings: Settings, sha: str | None, label: str) -> Unavailable | None:
+    """Why nothing is measured when the PR's model file is the base's byte for byte (its hash
+    against the one git or DVC recorded at the base: no model is loaded); else None."""
+    from mlci.project import data, modelfile
+
+    decl = modelfile.find(root, settings) if sha is not None else None
+    file = root / decl.path if decl is not None else None
+    if sha is None or decl is None or file is None or not file.is_file():
+        return None
+    known = data.base_md5(root, sha, decl.path)
+    if known is None or known != data.file_md5(file):
+        return None
+    return Unavailable(
+        f"the PR's model is the base's ({decl.path} at {label}, byte for byte): the same "
+        "latency, size and drivers; nothing measured",
+        unchanged=True,
+    )
 
 
 def _models(
     root: Path, settings: Settings, sha: str | None, label: str
 ) -> tuple[Model | Unavailable, Model | Unavailable]:
-    from mlci.project import modelfile
-
-    try:
-        decl = modelfile.find(root, settings)
-    except MlciError as exc:
-        why = Unavailable(exc.one_line())
-        return why, why
-    if decl is None:
-        why = Unavailable(
-            "the project declares no model (an `artifacts:` entry of `type: model` in "
-            "dvc.yaml, `mlci.model`, or a training stage with one cached output)"
-        )
-        return why, why
-    head = _guarded(lambda: _head_model(root, decl.path))
-    base = _guarded(lambda: _base_model(root, decl.path, sha, label))
+    decl = explain.declared(root, settings)
+    if isinstance(decl, Unavailable):
+        return decl, decl
+    path = decl.path
+    head = explain.guarded(lambda: explain.work_tree_model(root, path, f"{path} (this PR)"))
+    base = explain.guarded(lambda: _base_model(root, path, sha, label))
     return head, base
-
-
-def _head_model(root: Path, path: str) -> Model | Unavailable:
-    file = root / path
-    if not file.exists():
-        return Unavailable(f"{path} does not exist in the work tree")
-    return load(root, file, f"{path} (this PR)", _size(file))
 
 
 def _base_model(root: Path, path: str, sha: str | None, label: str) -> Model | Unavailable:
@@ -117,87 +121,7 @@ def _base_model(root: Path, path: str, sha: str | None, label: str) -> Model | U
     with tempfile.TemporaryDirectory(prefix="mlci-base-model-") as tmp:
         file = Path(tmp) / Path(path).name
         file.write_bytes(raw)
-        return load(root, file, f"{path} at {label} ({sha[:7]})", len(raw))
-
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
-
-
-def load(root: Path, file: Path, label: str, size: int) -> Model:
-    """The model in ``file``: mlci's own model file, a scikit-learn (or any object with
-    ``predict``) pickle or joblib file; anything else has a size and the reason it cannot be
-    called."""
-    from mlci.project import modelfile
-
-    kind = modelfile.flavour(file)
-    if kind != "pickle":
-        what = {"mlflow": "an MLflow model directory", "torch": "a torch file"}.get(kind, "files")
-        why = f"it is {what}; mlci calls models saved as pickle or joblib files"
-        return Model(label, size, kind=what, why=why)
-    import joblib
-
-    from mlci.training.run import project_importable
-
-    with project_importable(root):
-        obj = joblib.load(file)
-    return _callable(label, size, obj)
-
-
-def _callable(label: str, size: int, obj: Any) -> Model:
-    from mlci.training.backends import BACKENDS, get_trainer
-
-    if isinstance(obj, dict) and "model" in obj and obj.get("backend") in BACKENDS:
-        backend = str(obj["backend"])
-        trainer, inner = get_trainer(backend), obj["model"]
-        features = tuple(str(c) for c in obj.get("features") or ()) or None
-        return Model(
-            label,
-            size,
-            predict=lambda x: trainer.predict(inner, x),
-            estimator=inner if backend == "sklearn" else None,
-            features=features,
-            kind=f"mlci {backend} model",
-        )
-    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
-    if not callable(getattr(obj, "predict", None)):
-        return Model(label, size, kind=name, why=f"a {name} has no predict method")
-    names = getattr(obj, "feature_names_in_", None)
-    features = tuple(str(c) for c in names) if names is not None else None
-    return Model(label, size, predict=obj.predict, estimator=obj, features=features, kind=name)
-
-
-def evaluation_rows(
-    root: Path, settings: Settings, head: Model | Unavailable, base: Model | Unavailable
-) -> Rows | Unavailable:
-    """The evaluation rows, at most ``mlci.explain.max_rows``."""
-    ex = settings.explain
-    own = any(isinstance(m, Model) and m.kind.startswith("mlci ") for m in (head, base))
-    if ex.data is not None:
-        from mlci.checks.frames import read_table
-
-        if ex.target is None:
-            return Unavailable("mlci.explain.data is set without mlci.explain.target")
-        frame = read_table(root / ex.data, ex.data)
-        if ex.target not in frame.columns:
-            return Unavailable(f"mlci.explain.target '{ex.target}' is not a column of {ex.data}")
-        x, y = frame.drop(columns=[ex.target]), frame[ex.target]
-    elif own:
-        from mlci.training.base import train_params
-        from mlci.training.run import load_split
-
-        split = load_split(root, train_params(root, settings.params_file))
-        x, y = split.x_test, split.y_test
-    else:
-        return Unavailable(
-            "a project's own model is measured on the rows `mlci.explain: {data, target}` names"
-        )
-    if len(x) > ex.max_rows:
-        x = x.sample(n=ex.max_rows, random_state=importance.SEED)
-        y = y.loc[x.index]
-    return x, y
+        return explain.load(root, file, f"{path} at {label} ({sha[:7]})", len(raw))
 
 
 def _run_cost(

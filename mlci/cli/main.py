@@ -81,7 +81,8 @@ COMMANDS = {
     "card": Lazy(
         "mlci.cli.release:card",
         "Print a model version's card: what it is, where it came from, its metrics against "
-        "the champion, slices, size, approvals, intended use and limitations.",
+        "the champion, slices, what drives its predictions, size, approvals, intended use and "
+        "limitations.",
     ),
     # setting up and looking around
     "doctor": Lazy(

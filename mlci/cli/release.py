@@ -73,7 +73,8 @@ def history(params_file: str | None, as_json: bool) -> None:
 @click.option("--version", "version", metavar="V", help="The version (default: the champion).")
 def card(params_file: str | None, version: str | None) -> None:
     """Print a model version's card: what it is, where it came from, its metrics against the
-    champion, slices, size, approvals, intended use and limitations."""
+    champion, slices, what drives its predictions, size, approvals, intended use and
+    limitations."""
     import tempfile
     from pathlib import Path
 

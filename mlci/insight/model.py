@@ -1,5 +1,5 @@
 """A model as the measurements see it: where it came from, its size, how to call it, and
-the columns it expects. Made by the check's loader (:mod:`mlci.check.insight`). Pure."""
+the columns it expects. Made by the loader in :mod:`mlci.training.explain`. Pure."""
 
 from __future__ import annotations
 

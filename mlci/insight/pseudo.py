@@ -4,7 +4,8 @@ under names that ``gates:`` can use like any metric.
 No metrics file has them, so the compare stage judges the other gates
 (:func:`without_pseudo`) and these are judged once measured (:func:`judged`), by the same
 rules (:func:`mlci.verdict.metrics.judge`). A value that could not be measured on the PR fails
-a required gate with the reason, and skips an optional one (``required: false``). Pure.
+a required gate with the reason, and skips an optional one (``required: false``); one not
+measured because the PR's model is the base's byte for byte skips the gate, saying so. Pure.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Value:
     base: float | None
     head: float | None
     why: str = ""
+    unchanged: bool = False  # the PR's model is the base's: nothing to gate, said so
 
 
 def judged(
@@ -60,7 +62,9 @@ def _row(gate: Gate, value: Value) -> metrics.MetricDiff:
     name = gate.metric
     if value.head is None:
         why = value.why or "not measured"
-        if gate.required:
+        if value.unchanged:
+            status, message = metrics.SKIPPED, f"{name} is unchanged: {why}"
+        elif gate.required:
             status, message = metrics.FAIL, f"{name} could not be measured on the PR: {why}"
         else:
             status, message = metrics.SKIPPED, f"{name} is not available (optional gate): {why}"

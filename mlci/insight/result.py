@@ -17,6 +17,7 @@ class Unavailable:
     """A section, or one side of it, that could not be computed, and why."""
 
     why: str
+    unchanged: bool = False  # not computed because the PR's model is the base's, byte for byte
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,11 @@ class Insight:
 
 def _run_values(run: RunCost | Unavailable) -> dict[str, pseudo.Value]:
     if isinstance(run, Unavailable):
-        return {n: pseudo.Value(None, None, run.why) for n in pseudo.NAMES if n != pseudo.COST}
+        return {
+            n: pseudo.Value(None, None, run.why, unchanged=run.unchanged)
+            for n in pseudo.NAMES
+            if n != pseudo.COST
+        }
     base, head = run.base, run.head
     base_t = base.timings if isinstance(base, Side) else None
     head_t = head.timings if isinstance(head, Side) else head

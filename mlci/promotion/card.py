@@ -1,7 +1,8 @@
 """The model card of a promoted version ("show your math"): what it is, where it came from,
-how it measures against the champion, across slices and in size, who approved it, and what it
-is meant for. Written at every promotion as ``model-card.md`` and ``model-card.json`` into the
-version's MLflow run (``model-card/``), linked from the promotion note, printed by ``mlci card``.
+how it measures against the champion, across slices and in size, what drives its predictions,
+who approved it, and what it is meant for. Written at every promotion as ``model-card.md`` and
+``model-card.json`` into the version's MLflow run (``model-card/``), linked from the promotion
+note, printed by ``mlci card``.
 
 Pure rendering here (data in, text out, every string from data inert); logging and reading go
 through MLflow's artifacts.
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlci.insight.importance import SEED
+from mlci.insight.result import Drivers, Unavailable
 from mlci.markdown import code, inert
 from mlci.report.render import metrics_section
 from mlci.settings.card import CardSettings
@@ -24,6 +27,7 @@ from mlci.verdict.metrics import Comparison
 FOLDER = "model-card"
 MARKDOWN, JSON = "model-card.md", "model-card.json"
 MAX_PARAMS = 60
+NOT_MEASURED = Unavailable("not measured")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class CardFacts:
     size_bytes: int | None = None
     approvals: tuple[str, ...] = ()
     card: CardSettings = field(default_factory=CardSettings)
+    drivers: Drivers | Unavailable = NOT_MEASURED  # permutation importance
 
 
 def to_json(f: CardFacts) -> dict[str, Any]:
@@ -61,7 +66,7 @@ def to_json(f: CardFacts) -> dict[str, Any]:
             for m in f.comparison.metrics
         },
         "slices_and_fairness": fair,
-        "importance": None,
+        "importance": _importance_json(f.drivers),
         "size_bytes": f.size_bytes,
         "approvals": list(f.approvals),
         "intended_use": f.card.intended_use or None,
@@ -106,8 +111,7 @@ def render(f: CardFacts) -> str:
     )
     out += ["", "## Metrics against the champion", "", section.strip(), ""]
     out += ["## Slices and fairness", "", *_fairness(f.metrics), ""]
-    out += ["## What drives its predictions", ""]
-    out += ["Not available: mlci does not compute feature importance for promoted models yet.", ""]
+    out += ["## What drives its predictions", "", *_drivers(f.drivers), ""]
     out += ["## Size", ""]
     out.append(
         f"{f.size_bytes / 1e6:.3g} MB of model files."
@@ -138,6 +142,45 @@ def _fairness(metrics: Mapping[str, float]) -> list[str]:
     out = ["| gap | value |", "|---|---|"]
     out += [f"| {code(k, 100, cell=True)} | {v:.4g} |" for k, v in sorted(gaps.items())]
     return out
+
+
+def _importance_json(d: Drivers | Unavailable) -> dict[str, Any]:
+    if isinstance(d, Unavailable):
+        return {"features": [], "not_available": d.why}
+    return {
+        "features": [
+            {"feature": f.name, "rank": f.head_rank, "importance": f.head, "std": f.head_std}
+            for f in d.features
+        ],
+        "scoring": d.scoring,
+        "rows": d.rows,
+        "repeats": d.repeats,
+        "seed": SEED,
+        "not_available": None,
+    }
+
+
+def _drivers(d: Drivers | Unavailable) -> list[str]:
+    if isinstance(d, Unavailable):
+        return [f"Not available: {inert(d.why, 400)}."]
+    out = [
+        f"Permutation importance: how much {inert(d.scoring)} drops when one feature's values "
+        f"are shuffled ({d.repeats} repeats, seed {SEED}, on {d.rows:,} evaluation rows, the "
+        f"rows the PR check uses). Its top {len(d.features)}:",
+        "",
+        "| rank | feature | importance | ± std |",
+        "|---:|---|---:|---:|",
+    ]
+    out += [
+        f"| {f.head_rank or '—'} | {code(f.name, 100, cell=True)} | {_num(f.head)} "
+        f"| {_num(f.head_std)} |"
+        for f in d.features
+    ]
+    return out
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def log(uri: str, run_id: str, facts: CardFacts, workdir: Path) -> str:

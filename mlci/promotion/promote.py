@@ -190,6 +190,7 @@ def _card(
     """The model card logged into the version's run: its artifact path, or why it is not."""
     from mlci.errors import MlciError
     from mlci.promotion import card
+    from mlci.training import explain
 
     role = "challenger" if facts.challenger == facts.version else "registered"
     role = "champion" if facts.champion == facts.version else role
@@ -207,6 +208,7 @@ def _card(
         metrics={str(k): float(v) for k, v in head.items() if isinstance(v, (int, float))},
         size_bytes=card.model_size(settings.tracking_uri, run.info.run_id),
         card=settings.card,
+        drivers=explain.drivers(root, settings),  # the work tree's model, as the PR check
     )
     try:
         return card.log(settings.tracking_uri, run.info.run_id, cf, root / ".mlci" / "card")

@@ -34,7 +34,7 @@ HIGHER = _words(
 COUNTERS = _words("step steps epoch epochs timestamp timestamps iteration iterations iter iters")
 # a last token that measures a distance between groups or runs: smaller is better whatever
 # it is the distance of (``fairness.sex.accuracy_gap``, ``auc_disparity``, ``accuracy_drop``)
-DISTANCES = _words("gap gaps disparity disparities difference differences drop degradation")
+DISTANCES = _words("gap gaps disparity disparities drop degradation")
 
 _SPLIT = re.compile(r"[._/:@\-\s]+")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
