@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Workspace
+from conftest import Workspace, git
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +83,20 @@ def test_the_sections_show_base_and_pr(
     assert "Cost = runner_hour 0.36 × " in train
     assert report.index("### What it costs to run") < report.index("<summary>Run facts</summary>")
     assert "| stage insight |" in report  # its own time, beside the other stages'
+
+
+def test_a_model_the_base_has_byte_for_byte_is_not_measured_again(
+    checked: tuple[Workspace, Path, subprocess.CompletedProcess[str]],
+) -> None:
+    ws, ci, _ = checked
+    git(ci, "add", "-A")
+    git(ci, "commit", "-q", "-m", "The trained PR, as pushed")  # its dvc.lock: this model
+    proc = ws.mlci(ci, "report", "--base", "HEAD")
+    report = (ci / ".mlci" / "report.md").read_text()
+    assert "the PR's model is the base's (models/model.pkl at HEAD" in report, report
+    assert "| predict one row, p95 (ms)" not in report  # nothing loaded, nothing timed
+    assert "`mlci.latency_p95_ms`" not in report.split("Gates that passed")[0]  # not failed
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_a_model_that_cannot_be_scored_is_named_not_crashed(

@@ -74,9 +74,10 @@ def stage_key(entry: Mapping[str, Any]) -> str:
 def _group(path: str, project: Project, models: list[str], is_out: bool) -> str:
     if any(within(path, m) for m in models):
         return "models"
-    if path in project.metrics:
+    # a file declared so, or an output directory holding one (DVCLive's ``dvclive/``)
+    if any(within(m, path) for m in project.metrics):
         return "metrics"
-    if path in project.plots:
+    if any(within(p, path) for p in project.plots):
         return "plots"
     if not is_out and PurePosixPath(path).suffix.lower() in CODE_SUFFIXES:
         return "code"

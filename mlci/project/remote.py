@@ -298,3 +298,25 @@ def _push_uncached(root: Path, repo: Any, remote: str) -> int:
     if not objs:
         return 0
     return len(repo.cloud.push(objs, remote=remote).transferred)
+
+
+def read_object(root: Path, md5: str, remote: str | None = None) -> bytes | None:
+    """A file's bytes by its DVC hash: from the local cache, else the remote; None when
+    neither has it (or the hash names a directory). What a lineage recorded can be read so
+    even where no commit's ``dvc.lock`` names it (an output a CI job reproduced and pushed)."""
+    import hashlib
+
+    if not md5 or md5.endswith(".dir"):
+        return None
+    with opened(root) as repo:
+        try:
+            cache = repo.cache.local
+            if cache.exists(md5):
+                raw = Path(cache.oid_to_path(md5)).read_bytes()
+            else:
+                name, _ = remote_info(repo, remote)
+                odb = repo.cloud.get_remote_odb(name)
+                raw = odb.fs.cat_file(odb.oid_to_path(md5))
+        except Exception:
+            return None
+    return raw if hashlib.md5(raw).hexdigest() == md5 else None

@@ -74,10 +74,17 @@ def may_write_remote(ctx: CIContext) -> bool:
 
 def file_metrics(root: Path, lin: lineage.Lineage) -> dict[str, float]:
     """Numeric metrics from the declared metrics files (JSON or YAML), flattened."""
+    from mlci.project import pipeline
     from mlci.verdict.metrics import flatten, parse
 
     out: dict[str, float] = {}
-    files = [a.path for a in lin.group("metrics")]
+    files: list[str] = []
+    for art in lin.group("metrics"):
+        if (root / art.path).is_dir():  # an output holding the declared files (DVCLive's)
+            declared = pipeline.read(root).metrics
+            files.extend(m for m in declared if pipeline.within(m, art.path) and m not in files)
+        elif art.path not in files:
+            files.append(art.path)
     for path in files:
         try:
             values = flatten(parse((root / path).read_bytes(), path))
