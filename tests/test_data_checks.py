@@ -82,3 +82,31 @@ def test_card_numbers_need_a_valid_luhn_checksum() -> None:
     assert not privacy.luhn("4111111111111112")
     frame = pd.DataFrame({"ref": ["order 4111 1111 1111 1112"]})
     assert privacy.scan_frame("d.csv", frame) == ()
+
+
+def test_ks_matches_the_definition_on_ties_and_small_samples() -> None:
+    """The KS statistic is the largest gap between the two empirical CDFs over every value
+    either sample holds: computed here the plain way (every point of both, unsorted) and
+    compared with drift.ks on awkward inputs (ties, one-element samples, identical samples)."""
+    import numpy as np
+
+    from mlci.checks import drift
+
+    rng = np.random.default_rng(7)
+    for trial in range(600):
+        na, nb = (int(n) for n in rng.integers(1, 40, 2))
+        kind = trial % 4
+        if kind == 0:
+            a, b = rng.normal(size=na), rng.normal(size=nb)
+        elif kind == 1:
+            a, b = rng.integers(0, 4, na).astype(float), rng.integers(0, 4, nb).astype(float)
+        elif kind == 2:
+            a = rng.integers(0, 3, na).astype(float)
+            b = a.copy()
+        else:
+            a, b = np.round(rng.normal(size=na), 1), np.round(rng.normal(size=nb) + 0.3, 1)
+        grid = np.concatenate([a, b])
+        want = max(abs((a <= x).mean() - (b <= x).mean()) for x in grid)
+        got, p = drift.ks(a, b)
+        assert got == pytest.approx(want, abs=1e-12), (a, b)
+        assert 0.0 <= p <= 1.0 and (got > 0.0 or p == 1.0)
