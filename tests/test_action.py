@@ -173,6 +173,7 @@ def test_action_inputs_and_outputs_are_the_documented_ones() -> None:
         "report-path",
         "comment-url",
         "model-version",
+        "challenger-version",
         "status",
     }
     doc = (ROOT / "docs" / "action.md").read_text(encoding="utf-8")  # the action's reference

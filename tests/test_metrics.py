@@ -202,3 +202,16 @@ def test_a_gate_on_what_only_the_pr_check_measures_is_skipped_elsewhere() -> Non
     assert c.passed
     with pytest.raises(ConfigError, match="gate 'acurracy' names a metric"):
         compare({"accuracy": 0.9}, {"accuracy": 0.91}, (Gate("acurracy"),))
+
+
+def test_mlcis_own_settings_are_no_model_params() -> None:
+    """A PR that changes `mlci.release` or a gate shows no such row in the Params table; the
+    same keys in another params file are the project's own and stay."""
+    from mlci.check.compare import _params
+
+    files = {
+        "params.yaml": b"train:\n  C: 1.0\nmlci:\n  release: {strategy: challenger}\n",
+        "conf/model.yaml": b"mlci:\n  depth: 3\n",
+    }
+    found = _params(("params.yaml", "conf/model.yaml"), lambda p: files.get(p))
+    assert found == {"train.C": 1.0, "conf/model.yaml:mlci.depth": 3}

@@ -23,13 +23,17 @@ def _at(root: Path, sha: str, pipe: pipeline.Project) -> Read:
     return read
 
 
-def _params(paths: tuple[str, ...], read: Read) -> dict[str, Any]:
+def _params(paths: tuple[str, ...], read: Read, own: str = "params.yaml") -> dict[str, Any]:
+    """The params of ``paths``, flattened; mlci's own ``mlci:`` section of ``own`` (the
+    settings file) is no model param and is left out."""
     out: dict[str, Any] = {}
     for path in dict.fromkeys(paths):
         raw = read(path)
         if raw is not None:
             prefix = "" if path == "params.yaml" else f"{path}:"
-            out.update({prefix + k: v for k, v in metrics.parse(raw, path).items()})
+            found = metrics.parse(raw, path).items()
+            skip = "mlci." if path == own else None
+            out.update({prefix + k: v for k, v in found if not (skip and k.startswith(skip))})
     return out
 
 
@@ -70,5 +74,6 @@ def params_of(
     files = pipe.params or (
         (settings.params_file,) if (root / settings.params_file).exists() else ()
     )
-    at_base = _params(files, _at(root, base.sha, pipe)) if base.sha else {}
-    return at_base, _params(files, metrics.read_worktree(root))
+    own = settings.params_file
+    at_base = _params(files, _at(root, base.sha, pipe), own) if base.sha else {}
+    return at_base, _params(files, metrics.read_worktree(root), own)

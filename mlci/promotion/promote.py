@@ -229,7 +229,9 @@ def _noted(
         settings.report_name, facts, marker=publish.promotion_marker(settings.report_name)
     )
     version = "" if promotion is None else str(promotion.champion)
-    deliver.outputs(ctx, {"model-version": version})  # before the network, as every report
+    challenger = "" if promotion is None else str(promotion.challenger or "")
+    outputs = {"model-version": version, "challenger-version": challenger}
+    deliver.outputs(ctx, outputs)  # before the network, as every report
     published = publish.publish_promotion(settings, ctx, facts.git_sha, markdown)
     unjudged = promotion_note.not_judged(facts)
     return PromoteResult(
