@@ -4,17 +4,26 @@
 Lifecycle, each job in a fresh depth-1 clone with its own MLflow SQLite store (the default
 setup; nothing shared but git and the DVC remote): open the PR (check), push a commit that
 touches only the README (check), re-run that job, squash-merge, then the push-to-main
-workflow (check, then promotion). Two projects: the bundled example (mlci's trainer) and a
-zero-config DVC project with its own training script (``tests/lifecycle.py``). A training is
-a run of the training stage's command (``$TRAIN_LOG`` for the script; an MLflow run with
+workflow (check, then promotion). Four projects: the bundled example (mlci's trainer), a
+zero-config DVC project with its own training script (``tests/lifecycle.py``), and the
+lifecycle suite's templated and DVCLive-style shapes (``tests/shapes/projects.py``). A training
+is a run of the training stage's command (``$TRAIN_LOG`` for the scripts; an MLflow run with
 mlci's backend tag for the example). Also: seconds from the merge to a moved ``champion``.
 
-    python bench/lifecycle.py [--old-rev HEAD] [--new PATH]
+Then the whole loop per shape, as ``tests/test_lifecycle.py`` walks it (``tests/shapes/loop.py``:
+init, a worse and a better PR, merge, push job, monitor, drift, the retraining PR, merge, push
+job, degraded, rollback, healthy again, a regression pushed to main), against one local
+``mlflow server`` and the loopback GitHub: the trainings of each shape's loop, against its
+distinct training inputs (the two PRs, the retraining PR, and where the shape walks it the
+regression pushed to main), with the loop's wall and CPU seconds.
+
+    python bench/lifecycle.py [--old-rev HEAD] [--new PATH] [--loop-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -102,11 +111,38 @@ def script_project(work: Path, env: dict[str, str]) -> str:
     return "pr"
 
 
+def shape_project(key: str) -> Callable[[Path, dict[str, str]], str]:
+    """A shape of the lifecycle suite, with its better PR on branch ``pr``."""
+
+    def make(work: Path, env: dict[str, str]) -> str:
+        from shapes import projects
+
+        shape = {s.key: s for s in projects.all_shapes()}[key]
+        o = work / "origin"
+        shape.build(o, work / "remote")
+        lc.git(o, "checkout", "-q", "-b", "pr", "main")
+        shape.better.apply(o)
+        lc.git(o, "commit", "-qam", shape.better.message)
+        lc.git(o, "checkout", "-q", "main")
+        return "pr"
+
+    return make
+
+
+# A run mlci's trainer logged: it has the backend tag. A run mlci recorded from restored files
+# (``mlci.recorded``) is not a training, though it may name the backend of the model it logged.
+TRAINER_RUNS = """
+select count(*) from tags t where t.key = 'mlci.backend' and not exists (
+    select 1 from tags r where r.run_uuid = t.run_uuid and r.key = 'mlci.recorded'
+    and r.value = 'true')
+"""
+
+
 def count(work: Path, log: Path) -> int:
     n = len(log.read_text().splitlines()) if log.exists() else 0
     for db in work.glob("job-*/.mlci/mlflow.db"):
         with sqlite3.connect(db) as conn:
-            rows = conn.execute("select count(*) from tags where key = 'mlci.backend'").fetchone()
+            rows = conn.execute(TRAINER_RUNS).fetchone()
         n += int(rows[0])
     return n
 
@@ -155,13 +191,66 @@ def old_tree(rev: str, repo: Path) -> str:
     return str(dest)
 
 
+def whole_loops() -> None:
+    """The lifecycle suite's loop per shape; the trainings it took, step by step."""
+    import uuid
+
+    from servers import start_mlflow, stop_mlflow
+    from shapes import loop, projects
+    from shapes.walk import Walk
+
+    from github_server import FakeGitHub
+
+    for key, value in GIT_IDENTITY.items():
+        os.environ.setdefault(key, value)
+    steps = ("worse PR", "better PR", "push job", "monitor drifted", "retraining PR",
+             "push job 2", "monitor healthy again", "regression pushed to main")  # fmt: skip
+    print("\nthe whole loop per shape (tests/shapes/loop.py); trainings after each step")
+    head = " | ".join(steps)
+    print(f"| shape | {head} | trainings | distinct inputs | seconds | CPU seconds | broke |")
+    print(f"|{'---|' * (len(steps) + 6)}")
+    for shape in projects.all_shapes():
+        work = Path(tempfile.mkdtemp(prefix=f"mlci-loop-{shape.key}-"))
+        server = start_mlflow(f"sqlite:///{work / 'mlflow.db'}", work / "art", work / "mlflow.log")
+        github = FakeGitHub().start()
+        try:
+            w = Walk(shape, work, github, server.url, f"bench-{shape.key}-{uuid.uuid4().hex[:6]}")
+            started = time.monotonic()
+            w.build()
+            with contextlib.suppress(Exception):  # a step that broke is named below
+                loop.regression(w)
+            took = time.monotonic() - started
+            after = [str(getattr(w.results.get(f"state after {s}"), "trainings", "—"))
+                     for s in steps]  # fmt: skip
+            broke = ", ".join(w.broken) or "—"
+            inputs = 3 + (shape.regress is not None)
+            print(f"| {shape.key} | {' | '.join(after)} | {w.trainings()} | {inputs} | "
+                  f"{took:.0f} | {w.cpu():.0f} | {broke} |", flush=True)  # fmt: skip
+        finally:
+            github.stop()
+            stop_mlflow(server)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "mlci bench",
+    "GIT_AUTHOR_EMAIL": "bench@mlci.invalid",
+    "GIT_COMMITTER_NAME": "mlci bench",
+    "GIT_COMMITTER_EMAIL": "bench@mlci.invalid",
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--old-rev", default="HEAD")
     ap.add_argument("--new", default=str(HERE.parent))
     ap.add_argument("--repo", default=str(HERE.parent), help="the git repository of --old-rev")
+    ap.add_argument("--loop-only", action="store_true", help="only the whole loop per shape")
     args = ap.parse_args()
     print(f"python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs")
+    if args.loop_only:
+        whole_loops()
+        return
     old = old_tree(args.old_rev, Path(args.repo))
     flows = {
         "mlci now": (mlci_flow(args.new), base_env(args.new)),
@@ -170,7 +259,13 @@ def main() -> None:
     }
     print("distinct training inputs in this lifecycle: 1 (the PR's params change)")
     print(f"| project | flow | trainings | target | merge -> champion (s) |\n|{'---|' * 5}")
-    for pname, make in (("bundled example", example), ("zero-config DVC project", script_project)):
+    projects = (
+        ("bundled example", example),
+        ("zero-config DVC project", script_project),
+        ("templated dvc.yaml (shape b)", shape_project("templated")),
+        ("DVCLive-style (shape c)", shape_project("dvclive")),
+    )
+    for pname, make in projects:
         for fname, (flow, env) in flows.items():
             try:
                 n, took = lifecycle(make, flow, env)
@@ -178,6 +273,7 @@ def main() -> None:
                 print(f"| {pname} | {fname} | {n} | 1 | {shown} |", flush=True)
             except RuntimeError as exc:
                 print(f"| {pname} | {fname} | failed: {str(exc).splitlines()[0][:120]} | 1 | — |")
+    whole_loops()
 
 
 if __name__ == "__main__":

@@ -180,7 +180,8 @@ WHEN_UNSET: dict[str, str] = {
     "gates": "none: metrics are reported, not judged ([without gates](gates.md#without-gates))",
     "plots.show": "every plot",
     "monitor.snapshot": "required by `mlci monitor` (or `--snapshot`)",
-    "monitor.label": "`train.target`",
+    "monitor.label": "`train.target` for mlci's trainer; else the one column of the training "
+    "data the model does not take (a model fit on named columns)",
     "monitor.gates": "`mlci.gates`",
     "monitor.workflow": "none",
     "monitor.latency.p50_ms": "no limit",

@@ -162,6 +162,28 @@ def features(model: Any, ref: Any, label: str | None, drop: tuple[str, ...]) -> 
     return list(names)
 
 
+def inferred_label(model: Any, ref: Any, drop: tuple[str, ...], notes: list[str]) -> str | None:
+    """The one column of the training data the model does not take as input (it was fit on
+    named columns, as scikit-learn records them; one-hot columns count for their source)."""
+    found = getattr(model, "feature_names_in_", None)
+    names = [str(n) for n in found] if found is not None else []
+    if not names:
+        return None
+    rest = [
+        str(c)
+        for c in ref.columns
+        if str(c) not in names and str(c) not in drop
+        and not any(n.startswith(f"{c}_") for n in names)
+    ]  # fmt: skip
+    if len(rest) != 1:
+        return None
+    notes.append(
+        f"label: '{rest[0]}', the one training column the model does not take "
+        "(set monitor.label to choose another)"
+    )
+    return rest[0]
+
+
 def _not_inputs(label: str | None, drop: tuple[str, ...]) -> list[str]:
     return [*([label] if label else []), *drop]
 
@@ -207,14 +229,14 @@ def check(
     on_stage("drift")
     result.thresholds = settings.drift
     result.drift = compare_frames(ms.snapshot, ref, snap, result.thresholds)
-    label = ms.label or target
+    on_stage("champion on the snapshot")
+    model = scoring.load_model(settings, champ.name, champ.backend)
+    label = ms.label or target or inferred_label(model, ref, drop, result.notes)
     result.labelled = label in snap.columns and bool(snap[label].notna().any())
     if label is None:
         result.notes.append("no label column is known (set monitor.label): accuracy not judged")
     elif label not in snap.columns:
         result.notes.append(f"no label column '{label}' in the snapshot: accuracy not judged")
-    on_stage("champion on the snapshot")
-    model = scoring.load_model(settings, champ.name, champ.backend)
     trainer = get_trainer(champ.backend)
     x = _inputs(snap, features(model, ref, label, drop), label, drop)
     gate = ms.latency

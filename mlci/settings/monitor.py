@@ -76,7 +76,7 @@ class LatencyGate:
 @dataclass(frozen=True)
 class MonitorSettings:
     snapshot: str | None = None
-    label: str | None = None  # None: the training target (`train.target`)
+    label: str | None = None  # None: `train.target`, else the one column the model does not take
     gates: tuple[Gate, ...] | None = None  # None: the PR gates (`mlci.gates`)
     latency: LatencyGate = dataclasses.field(default_factory=LatencyGate)
     on_breach: str = "issue"
