@@ -175,6 +175,10 @@ def test_action_inputs_and_outputs_are_the_documented_ones() -> None:
         "model-version",
         "challenger-version",
         "status",
+        "issue-url",
+        "pr-url",
+        "challenger-ready",
+        "rolled-back",
     }
     doc = (ROOT / "docs" / "action.md").read_text(encoding="utf-8")  # the action's reference
     for name in [*defaults, *action["outputs"]]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,11 @@ def test_drift_and_pii_are_typed_when_settings_load(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             config.load(tmp_path, env={})
         assert message in err.value.one_line(), bad
+
+
+@pytest.mark.parametrize("name", ["it's", 'say "hi"', "a\\b", "tab\there", "  "])
+def test_a_model_name_mlflow_cannot_quote_is_refused(tmp_path: Path, name: str) -> None:
+    write(tmp_path, f"mlci:\n  model_name: {json.dumps(name)}\n")  # JSON: a YAML string
+    with pytest.raises(ConfigError, match="cannot be looked up in the MLflow registry"):
+        config.load(tmp_path, env={})
+    assert config.load(tmp_path, env={"MLCI_MODEL_NAME": "churn model v2"}).model_name

@@ -22,7 +22,8 @@ MEANINGS: dict[str, str] = {
     "mlflow_tracking_uri": "any MLflow tracking URI; also the registry's "
     "([embedded and at team scale](registry.md))",
     "experiment": "MLflow experiment",
-    "model_name": "registered model name",
+    "model_name": "registered model name (no quote, backquote or backslash: MLflow's search "
+    "filters cannot hold them)",
     "model": "the model file or directory `mlci promote` registers (from the file: inside the "
     "project only)",
     "dvc_remote": "remote to pull from",

@@ -87,7 +87,7 @@ def _versions(client: Any, name: str, where: str | None = None, page: int = PAGE
     filter only spares reading the versions they would skip)."""
     from mlflow.exceptions import MlflowException
 
-    query = f"name = '{name}'" + (f" and {where}" if where else "")
+    query = vocab.named(name) + (f" and {where}" if where else "")
     token = None
     while True:
         try:
@@ -97,7 +97,7 @@ def _versions(client: Any, name: str, where: str | None = None, page: int = PAGE
         except MlflowException as exc:
             if token is not None or getattr(exc, "error_code", "") != "INVALID_PARAMETER_VALUE":
                 raise
-            yield from client.search_model_versions(f"name = '{name}'")
+            yield from client.search_model_versions(vocab.named(name))
             return
         yield from found
         token = getattr(found, "token", None)
@@ -207,7 +207,7 @@ def _ensure_model(client: Any, name: str) -> None:
     asked first, because MLflow answers creating an existing model by loading every version."""
     from mlflow.exceptions import MlflowException
 
-    if list(client.search_model_versions(f"name = '{name}'", max_results=1)):
+    if list(client.search_model_versions(vocab.named(name), max_results=1)):
         return
     try:
         client.create_registered_model(name)

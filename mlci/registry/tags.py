@@ -115,8 +115,16 @@ def known(name: str) -> bool:
 
 def where(name: str, value: str) -> str:
     """An MLflow search filter clause: tag ``name`` equals ``value``."""
-    quoted = value.replace("'", "\\'")
-    return f"tags.`{name}` = '{quoted}'"
+    return f"tags.`{name}` = {_quoted(value)}"
+
+
+def named(model: str) -> str:
+    """An MLflow search filter clause: the registered model is ``model``."""
+    return f"name = {_quoted(model)}"
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "\\'") + "'"
 
 
 # -- writers -----------------------------------------------------------------------------------

@@ -342,7 +342,19 @@ def load(
     if "github_api_url" not in values and env.get("GITHUB_API_URL"):
         values["github_api_url"] = env["GITHUB_API_URL"]
     _apply(values, flags, "flag")
+    _plain_name(str(values.get("model_name", "mlci-model")))
     return Settings(root=root, notes=notes, **values)
+
+
+def _plain_name(name: str) -> None:
+    """A model name MLflow's search filters can quote: no quote, backquote or backslash."""
+    bad = sorted({c for c in name if c in "'\"`\\" or not c.isprintable()})
+    if bad or not name.strip():
+        raise ConfigError(
+            f"mlci.model_name {name!r} cannot be looked up in the MLflow registry "
+            f"({'empty' if not bad else 'it holds ' + ' '.join(map(repr, bad))})",
+            fix="name the model with letters, digits, spaces and - _ . / (e.g. `churn-model`)",
+        )
 
 
 def known_env_vars() -> list[str]:
