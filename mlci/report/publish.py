@@ -142,7 +142,7 @@ class Publisher:
         else the one GitHub associates with the commit) as a sticky comment of its own; with
         no PR, as a sticky comment on the commit."""
         client = self._need()
-        number = self.ctx.pr_number or client.pull_for_commit(git_sha)
+        number = self.ctx.pr_number or _pull_for_commit(client, git_sha)
         marker_ = promotion_marker(self.settings.report_name)
         if number:
             return client.upsert_comment(number, markdown, marker_).url
@@ -312,9 +312,21 @@ def merged_pr(settings: Settings, ctx: CIContext, git_sha: str) -> int | None:
     if ctx.pr_number is not None or not (ctx.has_token and ctx.repository):
         return ctx.pr_number
     try:
-        return Publisher(settings, ctx)._need().pull_for_commit(git_sha)
+        return _pull_for_commit(Publisher(settings, ctx)._need(), git_sha)
     except GitHubError:
         return None
+
+
+_PULLS: dict[tuple[str, str], int | None] = {}  # (repository, commit) -> its PR, once a run
+
+
+def _pull_for_commit(client: GitHubClient, git_sha: str) -> int | None:
+    """``client.pull_for_commit``, asked once per commit in a process (the version's tag and
+    the promotion note both need it); an answer that failed is not kept."""
+    key = (client.repository, git_sha)
+    if key not in _PULLS:
+        _PULLS[key] = client.pull_for_commit(git_sha)
+    return _PULLS[key]
 
 
 def publish_promotion(
