@@ -215,3 +215,36 @@ def test_mlcis_own_settings_are_no_model_params() -> None:
     }
     found = _params(("params.yaml", "conf/model.yaml"), lambda p: files.get(p))
     assert found == {"train.C": 1.0, "conf/model.yaml:mlci.depth": 3}
+
+
+def test_the_data_a_retraining_pr_repoints_is_found_up_the_stages() -> None:
+    """The champion trained on an intermediate (prepared.csv); the file a retraining PR can
+    repoint is the `dvc add`ed table it is made from, found up the stages (code left out);
+    two such tables, or none, are said, never guessed (monitor.retrain.training_data)."""
+    from mlci.project.pipeline import Out, Project, Stage
+
+    project = Project(
+        stages=(
+            Stage(
+                "prepare",
+                "python src/prepare.py",
+                outs=(Out("data/prepared.csv"),),
+                deps=("src/prepare.py", "data/raw.csv", "data/extra.csv"),
+            ),
+            Stage(
+                "train",
+                "python src/train.py",
+                outs=(Out("models/model.pkl"),),
+                deps=("src/train.py", "data/prepared.csv"),
+            ),
+        )
+    )
+    added = {"data/raw.csv"}
+    found = project.upstream(["data/prepared.csv"], added.__contains__)
+    assert found == ("data/raw.csv", "data/extra.csv")  # extra.csv: no stage makes it
+    assert [p for p in found if p in added] == ["data/raw.csv"]
+    assert project.upstream(["data/raw.csv"], added.__contains__) == ("data/raw.csv",)
+    assert project.upstream(["models/model.pkl"], lambda _: False) == (
+        "data/raw.csv",
+        "data/extra.csv",
+    )  # up through train and prepare; the scripts are code, never data
