@@ -42,35 +42,20 @@ def _tool(name: str) -> str:
     return found
 
 
-def run_workflow(
-    workspace: Workspace,
+def act_command(
+    work: Path,
     ci: Path,
-    workflow: str,
+    workflow: Path,
     event_name: str,
     event: dict[str, Any],
     secrets: dict[str, str],
     env: dict[str, str],
-) -> subprocess.CompletedProcess[str]:
-    """One of the repository's workflows (``.github/workflows/<workflow>``) under act in host
-    mode, offline: a stand-in for actions/setup-python, which those workflows skip under act
-    (``if: ${{ !env.ACT }}``) but act still fetches."""
-    work = workspace.work
-    stub = work / "setup-python-stub"
-    stub.mkdir(exist_ok=True)
-    (stub / "action.yml").write_text(
-        "name: stub\ndescription: stub\nruns:\n  using: composite\n  steps: []\n"
-    )
+) -> list[str]:
+    """``act`` on one workflow in host mode, offline: every label the workflow may ask for
+    runs right here; ``secrets`` always hold a GITHUB_TOKEN (without one act asks `gh`)."""
     event_file = work / f"event-{event_name}.json"
     event_file.write_text(json.dumps(event), encoding="utf-8")
-    cmd = [
-        _tool("act"),
-        event_name,
-        "-C",
-        str(ci),
-        "-W",
-        str(ROOT / ".github" / "workflows" / workflow),
-    ]
-    cmd += ["-e", str(event_file)]
+    cmd = [_tool("act"), event_name, "-C", str(ci), "-W", str(workflow), "-e", str(event_file)]
     for label in ("ubuntu-latest", "self-hosted", "gpu"):
         cmd += ["-P", f"{label}=-self-hosted"]
     for name, value in secrets.items():
@@ -78,8 +63,10 @@ def run_workflow(
     for name, value in {**env, "NO_COLOR": "1"}.items():
         cmd += ["--env", f"{name}={value}"]
     cmd += ["--action-cache-path", str(work / "act-cache"), "--no-cache-server"]
-    cmd += ["--local-repository", f"actions/setup-python@{SETUP_PYTHON_SHA}={stub}"]
-    cmd += ["--defaultbranch", "main"]
+    return [*cmd, "--defaultbranch", "main"]
+
+
+def run_act(workspace: Workspace, ci: Path, cmd: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cmd,
         cwd=ci,
@@ -90,6 +77,30 @@ def run_workflow(
         check=False,
         timeout=600,
     )
+
+
+def run_workflow(
+    workspace: Workspace,
+    ci: Path,
+    workflow: str,
+    event_name: str,
+    event: dict[str, Any],
+    secrets: dict[str, str],
+    env: dict[str, str],
+) -> subprocess.CompletedProcess[str]:
+    """One of the repository's workflows (``.github/workflows/<workflow>``) under act, with
+    a stand-in for actions/setup-python, which those workflows skip under act
+    (``if: ${{ !env.ACT }}``) but act still fetches."""
+    work = workspace.work
+    stub = work / "setup-python-stub"
+    stub.mkdir(exist_ok=True)
+    (stub / "action.yml").write_text(
+        "name: stub\ndescription: stub\nruns:\n  using: composite\n  steps: []\n"
+    )
+    path = ROOT / ".github" / "workflows" / workflow
+    cmd = act_command(work, ci, path, event_name, event, secrets, env)
+    cmd += ["--local-repository", f"actions/setup-python@{SETUP_PYTHON_SHA}={stub}"]
+    return run_act(workspace, ci, cmd)
 
 
 SETUP_PYTHON_SHA = "a26af69be951a213d495a4c3e4e4022e16d87065"
@@ -261,58 +272,20 @@ def act(
     **variables: str,
 ) -> ActRun:
     work = workspace.work
-    event_file = work / f"event-{event_name}.json"
-    event_file.write_text(json.dumps(event), encoding="utf-8")
     outputs = work / "act-outputs.txt"
     outputs.unlink(missing_ok=True)
-    cmd = [
-        _tool("act"),
-        event_name,
-        "-C",
-        str(ci),
-        "-W",
-        str(WORKFLOW),
-        "-e",
-        str(event_file),
-        # host mode: every label the workflow may ask for runs right here
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        "-P",
-        "self-hosted=-self-hosted",
-        "-P",
-        "gpu=-self-hosted",
-        # without a token act asks `gh` for a real one
-        "-s",
-        f"GITHUB_TOKEN={github.token}",
-        "--env",
-        f"GITHUB_API_URL={github.url}",
-        "--env",
-        f"GITHUB_REPOSITORY={github.repo}",
-        "--env",
-        f"MLCI_MLFLOW_TRACKING_URI={workspace.tracking_uri}",
-        "--env",
-        f"MLCI_TEST_OUTPUTS={outputs}",
-        "--env",
-        "NO_COLOR=1",
-        "--action-cache-path",
-        str(work / "act-cache"),
-        "--no-cache-server",
-        "--defaultbranch",
-        "main",
-    ]
+    env = {
+        "GITHUB_API_URL": github.url,
+        "GITHUB_REPOSITORY": github.repo,
+        "MLCI_MLFLOW_TRACKING_URI": workspace.tracking_uri,
+        "MLCI_TEST_OUTPUTS": str(outputs),
+    }
+    secrets = {"GITHUB_TOKEN": github.token}
+    cmd = act_command(work, ci, WORKFLOW, event_name, event, secrets, env)
     for name, value in variables.items():
         cmd += ["--var", f"{name}={value}"]
     start = time.monotonic()
-    proc = subprocess.run(
-        cmd,
-        cwd=ci,
-        env=workspace.env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    proc = run_act(workspace, ci, cmd)
     seconds = time.monotonic() - start
     found: dict[str, str] = {}
     if outputs.exists():
