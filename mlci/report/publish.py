@@ -311,8 +311,9 @@ def merged_pr(settings: Settings, ctx: CIContext, git_sha: str) -> int | None:
     that cannot say (no token, no permission, down) must not stop a promotion."""
     if ctx.pr_number is not None or not (ctx.has_token and ctx.repository):
         return ctx.pr_number
+    client = Publisher(settings, ctx).client
     try:
-        return _pull_for_commit(Publisher(settings, ctx)._need(), git_sha)
+        return None if client is None else _pull_for_commit(client, git_sha)
     except GitHubError:
         return None
 
