@@ -3,9 +3,10 @@
 The plain script is what a team writes without mlci: import pandas and scikit-learn, read the
 table, one-hot encode, split, fit the example's RandomForest and pickle it. `mlci train` does
 the same and records every fact (facts file, MLflow run on SQLite with params, tags and the
-model). It runs two ways: alone (as `dvc repro` on a laptop runs it: MLflow loads in a worker
-process beside the fit) and as `mlci run` runs it (the check's recorder, started before the
-pull, already has MLflow open). `mlci evaluate` is measured both ways too. Runs alternate
+model). It runs three ways: alone with the warm recorder an earlier command left (as `dvc
+repro` on a laptop runs it), alone without one (`MLCI_WARM_RECORDER=0`, as in CI: MLflow loads
+in a worker process beside the fit), and as `mlci run` runs it (the check's recorder, started
+before the pull, already has MLflow open). `mlci evaluate` is measured both ways too. Runs alternate
 (plain, mlci, plain, ...) so load from other work hits all alike.
 Target (issue 17): `mlci train` within 1.5x of the plain script.
 
@@ -15,7 +16,9 @@ Target (issue 17): `mlci train` within 1.5x of the plain script.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -28,7 +31,8 @@ from mlci.training import recorder
 
 MLCI = str(Path(PY).parent / "mlci")
 PLAIN_ROW = "plain script (baseline)"
-ALONE = "`mlci train` alone (MLflow in a worker)"
+ALONE = "`mlci train` alone (a warm recorder an earlier command left)"
+COLD = "`mlci train` alone, no warm recorder (MLflow in a worker)"
 UNDER_RUN = "`mlci train` under `mlci run` (recorder)"
 
 PLAIN = """
@@ -93,24 +97,46 @@ def main() -> None:
         )
         with recorder.serving(env["MLCI_MLFLOW_TRACKING_URI"], "mlci", root) as socket:
             checked = dict(env, MLCI_RECORDER=socket)
+            # wait until it has made the new store's schema (two processes making it race)
+            recorder.request(
+                "log_metrics",
+                env["MLCI_MLFLOW_TRACKING_URI"],
+                via=socket,
+                run_id="0" * 32,
+                metrics={},
+            )
+            runtime = Path(tmp) / "run"  # where the warm recorder's socket goes, ended below
+            runtime.mkdir(mode=0o700)
+            warm = dict(env, MLCI_WARM_RECORDER="600", XDG_RUNTIME_DIR=str(runtime))
+            warm.pop("CI", None)  # as on a laptop (CI turns it off)
+            cold = dict(env, MLCI_WARM_RECORDER="0")
             commands = {
                 PLAIN_ROW: ([PY, "plain.py"], env),
-                ALONE: ([MLCI, "train"], env),
+                ALONE: ([MLCI, "train"], warm),
+                COLD: ([MLCI, "train"], cold),
                 UNDER_RUN: ([MLCI, "train"], checked),
-                "`mlci evaluate` alone": ([MLCI, "evaluate"], env),
+                "`mlci evaluate` alone (warm recorder)": ([MLCI, "evaluate"], warm),
+                "`mlci evaluate` alone, no warm recorder": ([MLCI, "evaluate"], cold),
                 "`mlci evaluate` under `mlci run`": ([MLCI, "evaluate"], checked),
             }
-            for cmd, cmd_env in commands.values():  # warm-up: file cache, the SQLite schema
-                once(cmd, root, cmd_env)
+            first = {}
+            for name, (cmd, cmd_env) in commands.items():  # warm-up: file cache, SQLite schema
+                first[name] = once(cmd, root, cmd_env)
             runs: dict[str, list[float]] = {name: [] for name in commands}
             for _ in range(repeat):
                 for name, (cmd, cmd_env) in commands.items():
                     runs[name].append(once(cmd, root, cmd_env))
+            for pid in runtime.glob("*/*.pid"):
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(pid.read_text()), signal.SIGTERM)
     medians = {name: statistics.median(times) for name, times in runs.items()}
     floor = medians[PLAIN_ROW]
     table([(n, s, s / floor) for n, s in medians.items()], "plain script")
-    print()
-    for name in (UNDER_RUN, ALONE):
+    print(
+        f"\nthe first `mlci train` alone, which started the warm recorder: {first[ALONE]:.2f} s "
+        f"(plain script's first run: {first[PLAIN_ROW]:.2f} s)\n"
+    )
+    for name in (UNDER_RUN, ALONE, COLD):
         pairs = zip(runs[name], runs[PLAIN_ROW], strict=True)
         ratios = sorted(m / p for m, p in pairs)
         ratio = medians[name] / floor

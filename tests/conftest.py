@@ -75,6 +75,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv(k, v)
     mp.setenv("DVC_NO_ANALYTICS", "1")
     mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    mp.setenv("MLCI_WARM_RECORDER", "0")  # as in CI: no recorder outlives a test's command
     mp.setenv("NO_COLOR", "1")
     mp.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
     yield home

@@ -170,6 +170,7 @@ def push_env(sha: str) -> dict[str, str]:
 
 def mlci(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "MLCI_"))}
+    full["MLCI_WARM_RECORDER"] = os.environ.get("MLCI_WARM_RECORDER", "0")
     full.update(env)
     return subprocess.run(
         [sys.executable, "-m", "mlci", *args],

@@ -144,11 +144,14 @@ def available() -> bool:
     return bool(path) and wanted() and os.path.exists(str(path))
 
 
-def request(op: str, tracking_uri: str, **payload: Any) -> dict[str, Any] | None:
+def request(
+    op: str, tracking_uri: str, *, via: str | None = None, **payload: Any
+) -> dict[str, Any] | None:
     """The recorder's answer to one request; None when there is no recorder to ask or it
     declines (the caller then does the work itself). A recorder that fails the request raises
-    that error, as the work done here would have."""
-    path = os.environ.get(RECORDER_ENV)
+    that error, as the work done here would have. ``via``: the socket of a warm recorder
+    (:mod:`mlci.training.warm`) instead of the check's."""
+    path = via or os.environ.get(RECORDER_ENV)
     if not path or not wanted():
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -183,16 +186,27 @@ class Remote:
     """``mlci train``'s handle when a recorder runs: the run is recorded there, or in this
     process when the recorder declines (another tracking URI)."""
 
-    def __init__(self, tracking_uri: str, experiment: str, root: Path) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        root: Path,
+        *,
+        via: str | None = None,
+        where: str = "mlci run's recorder",
+    ) -> None:
         self.args = (tracking_uri, experiment, root)
-        self.where = "mlci run's recorder"
+        self.via = via
+        self.where = where
 
     def finish(
         self, run_name: str, params: dict[str, Any], tags: dict[str, Any], model_dir: Path
     ) -> dict[str, Any]:
         uri, experiment, root = self.args
         message = {"run_name": run_name, "params": params, "tags": tags, "model": str(model_dir)}
-        reply = request("record", uri, experiment=experiment, root=str(root), **message)
+        reply = request(
+            "record", uri, via=self.via, experiment=experiment, root=str(root), **message
+        )
         if reply is None:
             here = worker.InProcess(*self.args)
             self.where = here.where
@@ -206,7 +220,7 @@ class Remote:
 # --- the recorder process ----------------------------------------------------------------------
 
 
-class _Recorder:
+class Recorder:
     """What the recorder process holds: its tracking URI, the experiments it has looked up,
     and the error opening the store raised, if it did (every request then gets it)."""
 
@@ -306,7 +320,7 @@ def main() -> int:
     try:
         if os.getppid() != _parent:
             return 0  # the parent died before the kernel was asked to say so
-        recorder = _Recorder(config)
+        recorder = Recorder(config)
         while True:
             ready, _, _ = select.select([listener.fileno(), 0], [], [])
             if 0 in ready and not os.read(0, 4096):
@@ -315,7 +329,7 @@ def main() -> int:
                 conn, _ = listener.accept()
                 _busy = True
                 with conn, conn.makefile("rw", encoding="utf-8") as stream:
-                    _serve(recorder, stream)
+                    serve(recorder, stream)
                 _busy = False
     finally:
         _leave()
@@ -331,7 +345,7 @@ def _read_line(fd: int) -> str:
     return data.decode("utf-8")
 
 
-def _serve(recorder: _Recorder, stream: IO[str]) -> None:
+def serve(recorder: Recorder, stream: IO[str]) -> None:
     line = stream.readline()
     if not line:
         return

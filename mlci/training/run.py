@@ -22,7 +22,7 @@ from mlci.project.data import file_md5
 from mlci.registry import tags as vocab
 from mlci.registry import tracking
 from mlci.settings.config import Settings
-from mlci.training import recorder, worker
+from mlci.training import recorder, warm, worker
 from mlci.training.backends import Trainer, backend, get_trainer
 from mlci.training.base import TrainParams, eval_params, train_params
 from mlci.training.facts import TrainingFacts, facts_path, runtime
@@ -133,9 +133,11 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
     """Train the configured backend; write the model and its facts; record an MLflow run.
 
     Under ``mlci run`` the MLflow run is recorded by the check's recorder, which has MLflow
-    open already (:mod:`mlci.training.recorder`). Otherwise, when a CPU is free, by a worker
-    process that starts now and imports MLflow while this one loads the data and fits; else in
-    this process after the fit (see :mod:`mlci.training.worker`). Returns the facts as
+    open already (:mod:`mlci.training.recorder`). Alone, by a warm recorder that an earlier
+    command left (or this one starts) where one may run (:mod:`mlci.training.warm`); else, when
+    a CPU is free, by a worker process that starts now and imports MLflow while this one loads
+    the data and fits; else in this process after the fit (see :mod:`mlci.training.worker`).
+    Returns the facts as
     written (:meth:`TrainingFacts.to_dict`); on a rank other than 0 under ``torchrun`` only
     ``rank``, ``world_size`` and ``duration_s``.
     """
@@ -147,7 +149,8 @@ def train(root: Path, settings: Settings) -> dict[str, Any]:
         recording = recorder.Remote(settings.tracking_uri, settings.experiment, root)
     elif rank == 0:  # an unreachable tracking server fails now, not after the training
         tracking.probe(settings.tracking_uri)
-        recording = worker.start(settings.tracking_uri, settings.experiment, root)
+        recording = warm.remote(settings.tracking_uri, settings.experiment, root)
+        recording = recording or worker.start(settings.tracking_uri, settings.experiment, root)
     try:
         facts = _train(root, settings, params, recording, rank, world)
     except BaseException:
@@ -349,7 +352,12 @@ def _log_metrics(
             for k, v in flatten(metrics).items()
             if not k.startswith("slices.")
         }
-        if recorder.request("log_metrics", uri, run_id=facts.mlflow_run_id, metrics=flat) is None:
+        ask: dict[str, Any] = {"run_id": facts.mlflow_run_id, "metrics": flat}
+        if recorder.available():
+            answer = recorder.request("log_metrics", uri, **ask)
+        else:  # alone: a warm recorder, if there is to be one (``mlci.training.warm``)
+            answer = warm.request("log_metrics", uri, settings.experiment, root, **ask)
+        if answer is None:
             tracking.configure(uri)
             tracking.log_metrics(facts.mlflow_run_id, flat, uri)
 

@@ -250,6 +250,7 @@ class Walk:
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "MLCI_"))}
         env["TRAIN_LOG"] = str(self.log)
+        env["MLCI_WARM_RECORDER"] = os.environ.get("MLCI_WARM_RECORDER", "0")
         return env
 
     def actions_env(
