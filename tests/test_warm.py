@@ -165,3 +165,18 @@ def test_its_name_changes_with_what_decides_where_and_how_runs_go(
     monkeypatch.delenv("AWS_PROFILE")
     monkeypatch.setenv("UNRELATED_SETTING", "x")
     assert warm.key("sqlite:///a.db") == one
+
+
+def test_a_store_named_relative_to_the_directory_gets_a_recorder_per_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    names = {}
+    for uri in ("sqlite:///mlflow.db", "mlruns", "file:mlruns", "sqlite:////abs/mlflow.db"):
+        for where in ("a", "b"):
+            monkeypatch.chdir(tmp_path / where)
+            names[uri, where] = warm.key(uri)
+    for uri in ("sqlite:///mlflow.db", "mlruns", "file:mlruns"):
+        assert names[uri, "a"] != names[uri, "b"], uri
+    assert names["sqlite:////abs/mlflow.db", "a"] == names["sqlite:////abs/mlflow.db", "b"]

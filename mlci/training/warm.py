@@ -99,8 +99,19 @@ def key(tracking_uri: str) -> str:
         for k, v in os.environ.items()
         if k.upper().startswith(_KEYED_PREFIXES) or k in _KEYED_NAMES
     )
-    what = [sys.executable, str(package), stamps, tracking_uri, env]
+    where = os.getcwd() if _relative(tracking_uri) else ""  # its path is the caller's cwd's
+    what = [sys.executable, str(package), stamps, tracking_uri, where, env]
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:24]
+
+
+def _relative(uri: str) -> bool:
+    """A store named relative to the current directory (``sqlite:///mlflow.db``, ``mlruns``,
+    ``file:mlruns``): a recorder started elsewhere would record somewhere else."""
+    if uri.startswith("sqlite:"):
+        return not uri.startswith("sqlite:////") and uri != "sqlite://"
+    if uri.startswith("file:"):
+        return not uri.startswith("file:/")
+    return "://" not in uri and not os.path.isabs(uri)
 
 
 def address(tracking_uri: str) -> str | None:
@@ -182,8 +193,7 @@ def _start(path: str, tracking_uri: str, experiment: str, root: Path) -> None:
                 text=True,
                 env=worker.child_env(),
                 pass_fds=(listener.fileno(),),
-                start_new_session=True,
-                cwd="/",
+                start_new_session=True,  # the caller's cwd: see _relative()
             )
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(config) + "\n")
