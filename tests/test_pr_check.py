@@ -192,3 +192,62 @@ def test_a_push_after_the_merge_is_compared_with_what_is_deployed(workspace: Wor
         GITHUB_EVENT_PATH=str(event),
     )
     assert json.loads(proc.stdout)["base_rev"] == "main", proc.stdout[:300]
+
+
+def test_a_no_op_check_parses_each_yaml_once_and_starts_nothing(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The base itself, already reproduced: DVC parses each YAML text once however many
+    indexes it builds (the memo in front of its parser), no MLflow recorder starts and no
+    ``dvc repro`` is driven; the report is still the whole one."""
+    from collections import OrderedDict
+    from contextlib import nullcontext
+
+    from ruamel.yaml import YAML
+
+    from mlci.check import pipeline
+    from mlci.cli.common import context, settings_for
+    from mlci.project import repro, yamlread
+    from mlci.training import recorder
+    from mlci.verdict.outcome import Outcome
+
+    monkeypatch.setenv("MLCI_MLFLOW_TRACKING_URI", workspace.tracking_uri)
+    monkeypatch.setattr(yamlread, "_MEMO", OrderedDict())  # texts an earlier test parsed
+    parsed: list[str] = []
+    load = YAML.load
+
+    def counted(self: YAML, stream: object) -> object:
+        parsed.append(stream if isinstance(stream, str) else repr(stream))
+        return load(self, stream)
+
+    monkeypatch.setattr(YAML, "load", counted)
+    started: list[object] = []
+    monkeypatch.setattr(recorder, "serving", lambda *a: started.append(a) or nullcontext())
+    driven: list[object] = []
+    monkeypatch.setattr(repro, "_drive", lambda *a, **k: driven.append(a))
+    root = workspace.project
+    result = pipeline.pr_check(root, settings_for(root), context(), base="main", post=False)
+    assert result.verdict.outcome is Outcome.PASSED, result.markdown
+    assert "### Plots" in result.markdown and "| `data/diabetes.csv` |" in result.markdown
+    assert not started and not driven
+    assert parsed, "DVC no longer parses YAML with ruamel: the memo has nothing to do"
+    assert not [text[:60] for text in set(parsed) if parsed.count(text) > 1]
+
+
+def test_a_stage_with_new_inputs_may_run_missing_data_alone_does_not(
+    workspace: Workspace,
+) -> None:
+    """What decides whether the check starts the MLflow recorder before it pulls."""
+    from mlci.project import repository, repro
+
+    root = workspace.project
+    with repository.opened(root) as repo:
+        assert not repro.may_run(root, repo)
+    model = root / "models" / "model.pkl"
+    model.rename(root / "model.bak")  # a fresh checkout: pulled, not trained
+    with repository.opened(root) as repo:
+        assert not repro.may_run(root, repo)
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("max_depth: 3", "max_depth: 4"))
+    with repository.opened(root) as repo:
+        assert repro.may_run(root, repo)

@@ -160,16 +160,20 @@ def pr_check(
         # rejects, stops the check here
         project.require(root, repo)
         data.state_dir(root)
-        if reproduce and recorder.wanted():  # MLflow loads while this process pulls, validates
-            mlflow_open.enter_context(
-                recorder.serving(settings.tracking_uri, settings.experiment, root)
-            )
+        # MLflow loads while this process pulls and validates, when a stage may record a run:
+        # DVC's status of the index read above says whether any will run its command
+        unserved = reproduce and recorder.wanted()  # a recorder is wanted, none started yet
+        if unserved and repro.may_run(root, repo):
+            _serve_recorder(mlflow_open, settings, root)
+            unserved = False
         if pull:
             with _timed(state, "pull", on_stage):
                 try:
                     state.pulled = remote.pull(root, settings.dvc_remote, repo=repo)
                 except DvcRemoteError as exc:  # fails the check; data checks still run
                     state.error = exc
+        if unserved and state.pulled is not None and state.pulled.missing:  # stages rebuild it
+            _serve_recorder(mlflow_open, settings, root)
         against = baseline.choose(root, settings, ctx, base)
         if reproduce and degrade.rebuild_before_validating(state.pulled, settings.validate):
             with _timed(state, "reproduce", on_stage):
@@ -225,6 +229,11 @@ def pr_check(
         else:
             published = publish.Published(publish.write_report(settings, markdown, verdict, facts))
     return CheckResult(verdict, markdown, published, state)
+
+
+def _serve_recorder(stack: contextlib.ExitStack, settings: Settings, root: Path) -> None:
+    """The MLflow recorder for the stages' commands, until ``stack`` closes."""
+    stack.enter_context(recorder.serving(settings.tracking_uri, settings.experiment, root))
 
 
 def plots_section(

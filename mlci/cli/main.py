@@ -8,6 +8,7 @@ them (nor dvc, mlflow, torch, ...). Nothing imports this package but the console
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -125,8 +126,13 @@ def main(argv: list[str] | None = None) -> None:
 
     SIGINT/SIGTERM stop the running stage and exit 130/143, whatever error they caused.
     """
-    with signals.handled():
-        _main(argv)
+    try:
+        with signals.handled():
+            _main(argv)
+    finally:
+        # what the command made is freed with the process: the interpreter's last collection
+        # need not walk it (DVC's objects alone: ~60 ms of a no-op check)
+        gc.freeze()
     sys.exit(0)
 
 

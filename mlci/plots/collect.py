@@ -128,6 +128,9 @@ def collect(
     from dvc.render.match import match_defs_renderers
     from dvc.repo import Repo
 
+    from mlci.project import yamlread
+
+    yamlread.install()  # the texts the check parsed already are not parsed again
     out = out_dir or Path(tempfile.mkdtemp(prefix="mlci-plots-"))
     try:
         repo = Repo(str(root))

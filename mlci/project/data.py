@@ -11,9 +11,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlci.errors import MlciError
+from mlci.project import yamlread
 from mlci.project.pipeline import Project
 from mlci.project.repository import in_dir
 
@@ -40,7 +39,7 @@ def base_md5(root: Path, sha: str, path: str) -> str | None:
     raw = git.show_in(root, sha, f"{path}.dvc")
     docs: list[tuple[str, Any]] = []
     if raw is not None:
-        docs.append((os.path.dirname(path), yaml.safe_load(raw) or {}))
+        docs.append((os.path.dirname(path), yamlread.safe_load(raw) or {}))
     else:
         try:
             stage = pipeline.read(root).producer(path)
@@ -48,7 +47,7 @@ def base_md5(root: Path, sha: str, path: str) -> str | None:
             stage = None
         lock_file = stage.lock_file if stage is not None else "dvc.lock"
         lock = git.show_in(root, sha, lock_file)
-        stages = ((yaml.safe_load(lock) or {}).get("stages") or {}) if lock else {}
+        stages = ((yamlread.safe_load(lock) or {}).get("stages") or {}) if lock else {}
         if stage is not None:
             docs.append((stage.wdir, stages.get(stage.lock_name) or {}))
         else:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from mlci.errors import ConfigError
+from mlci.project import yamlread
 from mlci.project.pipeline import Project, posix
 
 
@@ -37,7 +38,7 @@ def _lock_stages(root: Path, name: str) -> Mapping[str, Any]:
     if not path.is_file():
         return {}
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = yamlread.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError:
         raise ConfigError(
             f"{name} is not valid YAML", fix="run `dvc repro` to rewrite it"
@@ -51,7 +52,7 @@ def source_outs(root: Path, project: Project) -> Iterator[tuple[str, dict[str, A
     entry DVC wrote (``md5``, ``size``, ``nfiles``)."""
     for source in project.sources:
         try:
-            doc = yaml.safe_load((root / source.dvcfile).read_text(encoding="utf-8")) or {}
+            doc = yamlread.safe_load((root / source.dvcfile).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
             continue
         base = os.path.dirname(source.dvcfile)

@@ -252,6 +252,9 @@ def _reading(root: Path) -> Any:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     from dvc.repo import Repo
 
+    from mlci.project import yamlread
+
+    yamlread.install()
     try:
         return Repo(str(root), uninitialized=True)
     except Exception as exc:  # a broken .dvc/config, a bare git repository

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.errors import RepoError, RepoLocked
+from mlci.project import yamlread
 
 
 @contextlib.contextmanager
@@ -60,6 +61,8 @@ def open_repo(root: Path) -> Any:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
+
+    yamlread.install()  # each YAML text DVC reads is parsed once per process
 
     try:
         repo = Repo(str(root))

@@ -48,9 +48,43 @@ def reproduce(root: Path, *, force: bool = False, repo: Any | None = None) -> li
 def reproduce_cached(root: Path, *, repo: Any | None = None) -> Reproduced:
     """``dvc repro --pull``: a stage whose inputs were trained before (here or in any job that
     pushed its run-cache) is restored from DVC's run-cache instead of run; only a stage with
-    new inputs runs its command. Errors are :func:`reproduce`'s."""
+    new inputs runs its command. Errors are :func:`reproduce`'s.
+
+    With an open ``repo``, a pipeline DVC's status finds up to date (every output in place)
+    is not handed to ``dvc repro``, which would go through each stage and run, restore and pull
+    nothing (after importing its graph library and pulling the run-cache: half the cost of a
+    no-op check).
+    """
     fix = "check dvc.yaml, `dvc status` and the remote"
+    may_skip = repo is not None and (root / "dvc.yaml").is_file()
+    if may_skip and not _changed(root, repo, missing_ok=False):
+        return Reproduced()
     return _drive(root, repo, "dvc repro --pull", fix, quiet=True, pull=True)
+
+
+def may_run(root: Path, repo: Any) -> bool:
+    """Whether :func:`reproduce_cached` may run a stage's command: DVC's status of ``repo``'s
+    index as it is (no new one is read) finds a stage with a command changed beyond data that
+    is only missing (``dvc repro --pull`` pulls that instead). When DVC cannot tell: yes."""
+    return _changed(root, repo, missing_ok=True)
+
+
+def _changed(root: Path, repo: Any, *, missing_ok: bool) -> bool:
+    """Whether DVC's status finds a stage changed, True when it cannot tell. ``missing_ok``:
+    data that is only missing is no change, only stages with a command count, and the index
+    ``repo`` holds is used; else the status is ``dvc status``'s, on an index read under the
+    lock."""
+    try:
+        from dvc.repo import lock_repo
+
+        # DVC's stages assert the lock is held; lock_repo reads the index anew under it
+        with in_dir(root), repo.lock if missing_ok else lock_repo(repo):
+            return any(
+                (s.cmd or not missing_ok) and s.changed(allow_missing=missing_ok)
+                for s in repo.index.stages
+            )
+    except Exception:  # a lock, a file DVC cannot read: the reproduce will say
+        return True
 
 
 def _drive(
