@@ -59,6 +59,12 @@ def project_root(path: Path) -> Path:
     return top
 
 
+def git_dir(root: Path) -> Path:
+    """The repository's git directory (``.git``, or a worktree's), which nothing committed
+    can write into."""
+    return Path(_git(root, "rev-parse", "--absolute-git-dir").stdout.strip())
+
+
 def head_sha(root: Path) -> str:
     return _git(root, "rev-parse", "HEAD").stdout.strip()
 

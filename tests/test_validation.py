@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from mlci.checks import validation
+from mlci.checks import cache, validation
 from mlci.errors import ConfigError
 from mlci.example import copy_files, write_data
 
@@ -16,7 +19,14 @@ from mlci.example import copy_files, write_data
 def example(tmp_path: Path) -> Path:
     copy_files(tmp_path)
     write_data(tmp_path / "data" / "diabetes.csv")
+    _git(tmp_path, "init", "-q")  # the cache's secret lives in the git directory
     return tmp_path
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 MAPPING = {"data/diabetes.csv": "schemas/diabetes.yaml"}
@@ -76,3 +86,32 @@ def test_unchanged_data_is_not_validated_again(example: Path) -> None:
     assert not third.ok and not third.files[0].cached
     fourth = validation.validate(example, MAPPING)
     assert not fourth.ok, "a failing result must never be cached"
+
+
+def test_a_cache_a_pull_request_commits_is_never_believed(example: Path, tmp_path: Path) -> None:
+    """A fork commits invalid data and, force-added under .mlci/, cache files saying it passed:
+    the old name with its public fingerprint, and the name its own clone uses. The job's fresh
+    clone has its own secret, reads neither, and validates the data."""
+    _git(example, "add", "-A")
+    _git(example, "commit", "-qm", "base")
+    path = example / "data" / "diabetes.csv"
+    frame = pd.read_csv(path)
+    frame.loc[0, "age"] = 150.0
+    frame.to_csv(path, index=False)
+    forged = {validation._fingerprint(example, *next(iter(MAPPING.items())), ()): {"rows": 442}}
+    mine = cache.private(example, validation.CACHE)
+    assert mine is not None and mine.name.startswith("validated-")
+    for planted in (example / ".mlci" / "validated.json", mine):
+        planted.parent.mkdir(exist_ok=True)
+        planted.write_text(json.dumps(forged), encoding="utf-8")
+    assert validation.validate(example, MAPPING).files[0].cached  # believed in its own clone
+    _git(example, "add", "-f", "-A")
+    _git(example, "commit", "-qm", "invalid data, passed")
+    job = tmp_path / "job"
+    _git(tmp_path, "clone", "-q", str(example), str(job))
+    assert (job / ".mlci" / "validated.json").is_file() and (job / ".mlci" / mine.name).is_file()
+    report = validation.validate(job, MAPPING)
+    assert not report.ok and not report.files[0].cached
+    assert cache.private(job, validation.CACHE) != mine  # this clone's own name
+    outside = Path(tempfile.mkdtemp())  # in no repository
+    assert cache.private(outside, validation.CACHE) is None  # no secret: nothing cached

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.checks import datadiff, drift, frames, privacy, validation
-from mlci.checks.cache import JsonCache
+from mlci.checks.cache import JsonCache, private
 from mlci.project import data
 from mlci.settings.config import Settings
 
@@ -62,7 +62,7 @@ def check_data(
     rows = {f.path: f.rows for f in report_.files}
     thresholds = settings.drift
     allow = sorted(settings.pii.allow)
-    cache = JsonCache(root / ".mlci" / "pii.json")
+    cache = JsonCache(private(root, "pii.json"))
     findings: list[privacy.Finding] = []
     drifts: list[drift.FileDrift] = []
     diffs: list[datadiff.FileDiff] = []

@@ -21,7 +21,7 @@ from typing import Any
 
 from mlci import git, signals
 from mlci.check import baseline, compare, datachecks, degrade, insight, trust
-from mlci.checks import datadiff, drift, privacy, validation
+from mlci.checks import cache, datadiff, drift, privacy, validation
 from mlci.ci import CIContext
 from mlci.errors import (
     DvcRemoteError,
@@ -269,7 +269,9 @@ def plots_section(
     if client is None and save is None:
         note = "there is no GitHub token to publish them with and no `--save` directory"
         return plot_render.section(found, _no_images(note), settings.plots, {}, ())
-    pngs, problems = plot_png.pngs(found, settings.plots, cache_dir=root / ".mlci" / "plot-cache")
+    pngs, problems = plot_png.pngs(
+        found, settings.plots, cache_dir=cache.private(root, "plot-cache")
+    )
     links = _publish_images(settings, ctx, client, pngs, save)
     return plot_render.section(found, links, settings.plots, problems, pngs)
 

@@ -215,7 +215,7 @@ def _duplicates(frame: Any, columns: Sequence[str], sensitive: Sequence[str]) ->
     return out
 
 
-CACHE = Path(".mlci") / "validated.json"
+CACHE = "validated.json"  # under .mlci/, private to the clone (mlci.checks.cache.private)
 
 
 def _fingerprint(root: Path, data: str, schema: str, sensitive: Sequence[str]) -> str | None:
@@ -246,9 +246,9 @@ def validate(
     A file whose content and schema are the same as in an earlier run that passed is not
     validated again; its result says ``cached``. Only passing results are remembered.
     """
-    from mlci.checks.cache import JsonCache
+    from mlci.checks.cache import JsonCache, private
 
-    cache = JsonCache(root / CACHE, enabled=use_cache)
+    cache = JsonCache(private(root, CACHE) if use_cache else None)
     results = []
     for data, schema in mapping.items():
         key = _fingerprint(root, data, schema, sensitive) if use_cache else None
