@@ -249,12 +249,12 @@ def plots_section(
     repository's images branch where the token may write it, else into the saved report
     directory; a plot that cannot be shown is named with the reason, never dropped. A failure
     here degrades to a warning in the section: plots never decide the verdict."""
-    from mlci.plots import collect as plots
+    from mlci.plots import memo as plot_memo
     from mlci.plots import png as plot_png
     from mlci.plots import render as plot_render
 
     try:
-        found = plots.collect(
+        found = plot_memo.collect(  # a re-run on the same commits and files reads nothing
             root,
             base_sha,
             settings.plots,

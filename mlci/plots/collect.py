@@ -11,6 +11,7 @@ cannot be shown (a file missing at one revision, a definition DVC could not read
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class PlotSet:
     out_dir: Path | None = None  # where DVC wrote image plots' files
     base_name: str = ""  # what the base is called (its branch), "" when it has no name
     head_sha: str = ""  # the PR's commit, "" when unknown
+    read: tuple[Path, ...] = ()  # the work-tree files and folders it came from
 
     def shown(self) -> tuple[Plot, ...]:
         return tuple(p for p in self.plots if p.problem is None)
@@ -139,6 +141,7 @@ def collect(
             f"{root} is not a DVC project, so it has no plots", fix="run `dvc init` there"
         ) from exc
     with repo:
+        repo_root = Path(repo.root_dir)
         data = repo.plots.diff(revs=[base_sha])
         found = match_defs_renderers(
             data=data, out=str(out), templates_dir=repo.plots.templates_dir
@@ -157,7 +160,23 @@ def collect(
         if isinstance(content.get("definitions", {}).get("error"), Exception)
     )
     head = head_sha if head_sha is not None else _head(root)
-    return PlotSet(base_sha, tuple(plots), tuple(hidden), errors, out, base_name, head)
+    read = workspace_paths(repo_root, data)
+    return PlotSet(base_sha, tuple(plots), tuple(hidden), errors, out, base_name, head, read)
+
+
+def workspace_paths(repo_root: Path, data: Mapping[str, Any]) -> tuple[Path, ...]:
+    """The work-tree files DVC's plots data says it read or was told to read (its sources and
+    declared paths; DVC lists a declared folder's files), and the folders holding them."""
+    workspace = data.get(WORKSPACE) or {}
+    names = set((workspace.get("sources") or {}).get("data") or {})
+    for file, config in ((workspace.get("definitions") or {}).get("data") or {}).items():
+        here = os.path.dirname(str(file))  # a dvc.yaml's paths are relative to its folder
+        for plot_id, props in ((config or {}).get("data") or {}).items():
+            y = (props or {}).get("y") if isinstance(props, Mapping) else None
+            for name in (str(plot_id), *(str(k) for k in (y if isinstance(y, Mapping) else {}))):
+                names.update({name, os.path.join(here, name)})
+    files = {repo_root / n for n in names}
+    return tuple(sorted(files | {f.parent for f in files}))
 
 
 def _head(root: Path) -> str:
