@@ -117,3 +117,26 @@ def test_what_changed_is_read_again(
     if change != "dirty work tree":  # then it is kept anew and reused
         _read(root, base)
         assert calls == []
+
+
+def test_after_the_pull_requests_code_ran_nothing_kept_is_read(
+    committed: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its stages could have read the clone's secret and written an entry: the check reads the
+    plots anew (and keeps them for a check in which no stage runs)."""
+    root, base = committed
+    _read(root, base)
+    import dvc.render.match
+
+    real = dvc.render.match.match_defs_renderers
+    calls: list[int] = []
+
+    def counted(**kwargs: object) -> object:
+        calls.append(1)
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dvc.render.match, "match_defs_renderers", counted)
+    memo.collect(root, base, SETTINGS, out_dir=root / ".mlci" / "plots-src", reuse=False)
+    assert calls == [1]
+    _read(root, base)
+    assert calls == [1]

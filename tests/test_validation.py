@@ -115,3 +115,28 @@ def test_a_cache_a_pull_request_commits_is_never_believed(example: Path, tmp_pat
     assert cache.private(job, validation.CACHE) != mine  # this clone's own name
     outside = Path(tempfile.mkdtemp())  # in no repository
     assert cache.private(outside, validation.CACHE) is None  # no secret: nothing cached
+
+
+def test_after_the_pull_requests_code_ran_no_cache_is_believed(example: Path) -> None:
+    """Stages that ran before validation (the remote lacked the data) are the PR's code: they
+    could read the clone's secret and write an entry. The check then reads no cache."""
+    from mlci.check import datachecks
+    from mlci.settings import config
+
+    settings = config.load(example)
+    path = example / "data" / "diabetes.csv"
+    frame = pd.read_csv(path)
+    frame.loc[0, "age"] = 150.0
+    frame.to_csv(path, index=False)
+    data, schema = next(iter(MAPPING.items()))
+    forged = {
+        validation._fingerprint(example, data, schema, settings.sensitive_columns): {"rows": 442}
+    }
+    planted = cache.private(example, validation.CACHE)
+    assert planted is not None
+    planted.parent.mkdir(exist_ok=True)
+    planted.write_text(json.dumps(forged), encoding="utf-8")
+    believed, *_ = datachecks.check_data(example, settings, None)
+    assert believed.ok and believed.files[0].cached  # the entry is one this clone would read
+    checked, *_ = datachecks.check_data(example, settings, None, use_cache=False)
+    assert not checked.ok and not checked.files[0].cached

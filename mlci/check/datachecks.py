@@ -49,7 +49,7 @@ def row_keys(root: Path, settings: Settings, path: str) -> tuple[tuple[str, ...]
 
 
 def check_data(
-    root: Path, settings: Settings, base_sha: str | None
+    root: Path, settings: Settings, base_sha: str | None, *, use_cache: bool = True
 ) -> tuple[
     validation.ValidationReport,
     drift.DriftReport | None,
@@ -57,12 +57,15 @@ def check_data(
     tuple[datadiff.FileDiff, ...],
 ]:
     """Schema validation, personal-data scan, and drift and the row-level diff against the
-    base revision."""
-    report_ = validation.validate(root, settings.validate, settings.sensitive_columns)
+    base revision. ``use_cache=False`` after the pull request's own code ran in this job (it
+    could read the clone's cache secret and write an entry): nothing cached is believed."""
+    report_ = validation.validate(
+        root, settings.validate, settings.sensitive_columns, use_cache=use_cache
+    )
     rows = {f.path: f.rows for f in report_.files}
     thresholds = settings.drift
     allow = sorted(settings.pii.allow)
-    cache = JsonCache(private(root, "pii.json"))
+    cache = JsonCache(private(root, "pii.json") if use_cache else None)
     findings: list[privacy.Finding] = []
     drifts: list[drift.FileDrift] = []
     diffs: list[datadiff.FileDiff] = []

@@ -175,18 +175,20 @@ def pr_check(
         if unserved and state.pulled is not None and state.pulled.missing:  # stages rebuild it
             _serve_recorder(mlflow_open, settings, root)
         against = baseline.choose(root, settings, ctx, base)
+        caches_trusted = True  # until the PR's own code (its stages) runs in this check
         if reproduce and degrade.rebuild_before_validating(state.pulled, settings.validate):
             with _timed(state, "reproduce", on_stage):
                 repro.reproduce(root, repo=repo)  # the remote lacked validated data: rebuild it
-            reproduce = False
-        with _timed(state, "validate", on_stage):
+            reproduce = caches_trusted = False
+        with _timed(state, "validate", on_stage):  # no cache the PR's code could have written
             state.validation, state.drift, state.pii, state.data_diff = datachecks.check_data(
-                root, settings, against.sha
+                root, settings, against.sha, use_cache=caches_trusted
             )
         if state.error is None and verdict_of(state).outcome is not Outcome.DATA_INVALID:
             if reproduce:
                 with _timed(state, "reproduce", on_stage):
                     reproduced = repro.reproduce_cached(root, repo=repo)
+                    caches_trusted = caches_trusted and not reproduced.ran
                     # lineage from the dvc.lock this run produced; train once per change
                     recorded = trainings.record(
                         root, settings, ctx, reproduced, sha=_head_sha(root, ctx), repo=repo
@@ -199,7 +201,14 @@ def pr_check(
             if against.sha is not None:
                 with _timed(state, "plots", on_stage):
                     state.plots = plots_section(
-                        root, settings, ctx, against.sha, save, publisher, base_name=against.label
+                        root,
+                        settings,
+                        ctx,
+                        against.sha,
+                        save,
+                        publisher,
+                        against.label,
+                        reuse=caches_trusted,  # plots kept before, unless the PR's code ran
                     )
     except MlciError as exc:
         state.error = state.error or exc
@@ -244,6 +253,8 @@ def plots_section(
     save: Path | None,
     publisher: publish.Publisher,
     base_name: str = "",
+    *,
+    reuse: bool = False,
 ) -> str:
     """Every declared plot, base against PR, rendered for the report. Images go to the
     repository's images branch where the token may write it, else into the saved report
@@ -254,13 +265,14 @@ def plots_section(
     from mlci.plots import render as plot_render
 
     try:
-        found = plot_memo.collect(  # a re-run on the same commits and files reads nothing
+        found = plot_memo.collect(  # reuse: a re-run on the same commits and files reads nothing
             root,
             base_sha,
             settings.plots,
             out_dir=root / ".mlci" / "plots-src",
             base_name=base_name,  # the legends' names: "base (main@abc1234)", "this PR (...)"
             head_sha=ctx.head_sha,
+            reuse=reuse,
         )
     except Exception as exc:  # DVC's plots machinery on a project it cannot read
         reason = exc.message if isinstance(exc, MlciError) else f"{type(exc).__name__}: {exc}"

@@ -41,11 +41,14 @@ def collect(
     out_dir: Path,
     base_name: str = "",
     head_sha: str | None = None,
+    reuse: bool = True,
 ) -> PlotSet:
-    """:func:`mlci.plots.collect.collect`, or what it returned on the same commits and files."""
+    """:func:`mlci.plots.collect.collect`, or what it returned on the same commits and files.
+    ``reuse=False`` (the pull request's own code ran in this job and could have written an
+    entry): read anew, and keep what was read for the next check."""
     head = head_sha if head_sha is not None else _head(root)
     name = key(root, base_sha, settings, out_dir, base_name, head)
-    kept = load(root, name) if name else None
+    kept = load(root, name) if name and reuse else None
     if kept is not None:
         return kept
     found = plots.collect(

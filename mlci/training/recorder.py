@@ -265,13 +265,13 @@ class Recorder:
         return {"declined": f"unknown request {op!r}"}
 
 
-_busy = False  # answering a request: a SIGTERM then unwinds it (a started run ends FAILED)
+_busy = False  # working on a request: a SIGTERM then unwinds it (a started run ends FAILED)
 _parent = 0  # the check that started it
 _home: tuple[str, int, int] | None = None  # its directory: path, device, inode
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
-    if _busy:
+    if answering():
         worker.terminated(signum, frame)
     _leave(128 + signum)
     os._exit(128 + signum)  # idle (or still loading MLflow): nothing to unwind, end now
@@ -307,8 +307,12 @@ def _leave(code: int = 0) -> None:
     os._exit(code)
 
 
+def answering() -> bool:
+    """Whether a request is being worked on (its reply not yet being written)."""
+    return _busy
+
+
 def main() -> int:
-    global _busy
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminated)
     os.dup2(2, 1)  # whatever a library prints goes to stderr
@@ -327,10 +331,8 @@ def main() -> int:
                 return 0  # the parent closed stdin or ended
             if listener.fileno() in ready:
                 conn, _ = listener.accept()
-                _busy = True
                 with conn, conn.makefile("rw", encoding="utf-8") as stream:
                     serve(recorder, stream)
-                _busy = False
     finally:
         _leave()
 
@@ -349,10 +351,14 @@ def serve(recorder: Recorder, stream: IO[str]) -> None:
     line = stream.readline()
     if not line:
         return
+    global _busy
+    _busy = True  # until the answer is made: what is recorded then is committed
     try:
         reply = recorder.answer(json.loads(line))
     except Exception as exc:
         reply = {"error": worker.error_of(exc)}
+    finally:
+        _busy = False
     with contextlib.suppress(OSError):
         stream.write(json.dumps(reply, default=str) + "\n")
         stream.flush()

@@ -227,11 +227,9 @@ def request(
 
 # --- the warm recorder process -----------------------------------------------------------------
 
-_busy = False
-
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
-    if _busy:
+    if recorder.answering():
         worker.terminated(signum, frame)  # unwinds a started run, which ends as FAILED
     os._exit(128 + signum)
 
@@ -239,7 +237,6 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     """Serve requests until none came for ``linger`` seconds, then remove the socket (only
     this recorder's own), answer what already queued, and end."""
-    global _busy
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminated)
     os.dup2(2, 1)  # whatever a library prints goes to the log, not anywhere a caller reads
@@ -254,12 +251,9 @@ def main() -> None:
         ready, _, _ = select.select([listener], [], [], idle)
         if not ready:
             break
-        _busy = True
         _serve_one(listener, served)
-        _busy = False
     _retire(config)
     listener.setblocking(False)
-    _busy = True
     while True:  # a caller that connected just before the socket went: answer it
         try:
             _serve_one(listener, served)
