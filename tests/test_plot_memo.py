@@ -96,16 +96,7 @@ def test_what_changed_is_read_again(
         base = git(root, "rev-parse", "HEAD").strip()  # the PR against itself
     name = memo.key(root, base, SETTINGS, root / ".mlci" / "plots-src", "", "x")
     assert (name is None) == (change == "dirty work tree")  # a dirty tree keeps nothing
-    import dvc.render.match
-
-    real = dvc.render.match.match_defs_renderers
-    calls: list[int] = []
-
-    def counted(**kwargs: object) -> object:
-        calls.append(1)
-        return real(**kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(dvc.render.match, "match_defs_renderers", counted)
+    calls = _count_dvc_reads(monkeypatch)
     found = _read(root, base)
     assert calls == [1], change
     if change == "ignored output":
@@ -126,6 +117,15 @@ def test_after_the_pull_requests_code_ran_nothing_kept_is_read(
     plots anew (and keeps them for a check in which no stage runs)."""
     root, base = committed
     _read(root, base)
+    calls = _count_dvc_reads(monkeypatch)
+    memo.collect(root, base, SETTINGS, out_dir=root / ".mlci" / "plots-src", reuse=False)
+    assert calls == [1]
+    _read(root, base)
+    assert calls == [1]
+
+
+def _count_dvc_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From here on, each read of the plots through DVC appends to the list returned."""
     import dvc.render.match
 
     real = dvc.render.match.match_defs_renderers
@@ -136,7 +136,4 @@ def test_after_the_pull_requests_code_ran_nothing_kept_is_read(
         return real(**kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(dvc.render.match, "match_defs_renderers", counted)
-    memo.collect(root, base, SETTINGS, out_dir=root / ".mlci" / "plots-src", reuse=False)
-    assert calls == [1]
-    _read(root, base)
-    assert calls == [1]
+    return calls
