@@ -83,6 +83,12 @@ def is_dirty(root: Path) -> bool:
     return bool(_git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip())
 
 
+def untracked(root: Path, *pathspecs: str) -> list[str]:
+    """Files git neither tracks nor ignores that match ``pathspecs``."""
+    proc = _git(root, "ls-files", "--others", "--exclude-standard", "--", *pathspecs, check=False)
+    return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
 def rev_sha(root: Path, rev: str) -> str | None:
     proc = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
     return proc.stdout.strip() or None

@@ -5,11 +5,10 @@ changed work tree or another base is read again by DVC."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
-from test_plots import DVC_YAML, DVCLIVE_YAML, _write
+from test_plots import build
 
 from mlci.plots import memo
 from mlci.plots import render as plot_render
@@ -26,19 +25,7 @@ def committed(tmp_path: Path, isolated_env: Path) -> tuple[Path, str]:
     """The plots project of test_plots, its PR committed; ``eval/importance.json`` is ignored
     by git, as a pipeline's output is (DVC reads it from the work tree only)."""
     root = tmp_path / "project"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    subprocess.run(["dvc", "init", "-q"], cwd=root, check=True)
-    (root / "dvc.yaml").write_text(DVC_YAML)
-    (root / "dvclive").mkdir()
-    (root / "dvclive/dvc.yaml").write_text(DVCLIVE_YAML)
-    (root / ".gitignore").write_text("eval/importance.json\n")
-    _write(root, 0.0)
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "base")
-    base = git(root, "rev-parse", "HEAD").strip()
-    _write(root, 0.1)
-    (root / "eval/only_in_pr.json").write_text(json.dumps([{"a": 1, "b": 2}, {"a": 2, "b": 3}]))
+    base = build(root, gitignore="eval/importance.json\n")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "pr")
     return root, base

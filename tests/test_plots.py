@@ -112,19 +112,27 @@ def _write(root: Path, shift: float) -> None:
 def project(tmp_path_factory: pytest.TempPathFactory, isolated_env: Path) -> tuple[Path, str]:
     """Base committed on main; the work tree holds the PR's changes (not committed)."""
     root = tmp_path_factory.mktemp("plots") / "project"
+    return root, build(root)
+
+
+def build(root: Path, gitignore: str = "") -> str:
+    """The project in ``root``: the base committed on main (its sha returned), the PR's
+    changes written into the work tree."""
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     subprocess.run(["dvc", "init", "-q"], cwd=root, check=True)
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "dvclive").mkdir()
     (root / "dvclive/dvc.yaml").write_text(DVCLIVE_YAML)
+    if gitignore:
+        (root / ".gitignore").write_text(gitignore)
     _write(root, 0.0)
     git(root, "add", "-A")
     git(root, "commit", "-qm", "base")
     base = git(root, "rev-parse", "HEAD").strip()
     _write(root, 0.1)
     (root / "eval/only_in_pr.json").write_text(json.dumps([{"a": 1, "b": 2}, {"a": 2, "b": 3}]))
-    return root, base
+    return base
 
 
 def _cli_json(root: Path, base: str, out: Path) -> dict[str, Any]:

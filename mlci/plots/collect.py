@@ -159,7 +159,7 @@ def collect(
         for rev, content in data.items()
         if isinstance(content.get("definitions", {}).get("error"), Exception)
     )
-    head = head_sha if head_sha is not None else _head(root)
+    head = head_sha if head_sha is not None else head_of(root)
     read = workspace_paths(repo_root, data)
     return PlotSet(base_sha, tuple(plots), tuple(hidden), errors, out, base_name, head, read)
 
@@ -179,7 +179,8 @@ def workspace_paths(repo_root: Path, data: Mapping[str, Any]) -> tuple[Path, ...
     return tuple(sorted(files | {f.parent for f in files}))
 
 
-def _head(root: Path) -> str:
+def head_of(root: Path) -> str:
+    """HEAD's commit of ``root``, "" when it has none yet."""
     from mlci import git
 
     try:

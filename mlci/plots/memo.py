@@ -15,10 +15,10 @@ secret (:func:`mlci.checks.cache.private`), so one a pull request commits is nev
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ def collect(
     """:func:`mlci.plots.collect.collect`, or what it returned on the same commits and files.
     ``reuse=False`` (the pull request's own code ran in this job and could have written an
     entry): read anew, and keep what was read for the next check."""
-    head = head_sha if head_sha is not None else _head(root)
+    head = head_sha if head_sha is not None else plots.head_of(root)
     name = key(root, base_sha, settings, out_dir, base_name, head)
     kept = load(root, name) if name and reuse else None
     if kept is not None:
@@ -57,15 +57,6 @@ def collect(
     if name:
         save(root, name, found, found.read)
     return found
-
-
-def _head(root: Path) -> str:
-    from mlci import git
-
-    try:
-        return git.head_sha(root)
-    except RepoError:
-        return ""
 
 
 def key(
@@ -80,10 +71,7 @@ def key(
         commit = git.head_sha(root)
     except RepoError:
         return None
-    untracked = _git_lines(root, "ls-files", "--others", "--exclude-standard", "--", "dvc.yaml")
-    untracked += _git_lines(
-        root, "ls-files", "--others", "--exclude-standard", "--", ":(glob)**/dvc.yaml"
-    )
+    untracked = git.untracked(root, "dvc.yaml", ":(glob)**/dvc.yaml")
     what = [
         FORMAT,
         __version__,
@@ -150,11 +138,6 @@ def _fingerprint(path: Path) -> Any:
     return None
 
 
-def _git_lines(root: Path, *args: str) -> list[str]:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-    return [line for line in proc.stdout.splitlines() if line.strip()]
-
-
 def _dvc_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -165,33 +148,8 @@ def _dvc_version() -> str:
 
 
 def _json(found: PlotSet) -> dict[str, Any]:
-    return {
-        "base": found.base,
-        "hidden": list(found.hidden),
-        "errors": list(found.errors),
-        "out_dir": None if found.out_dir is None else str(found.out_dir),
-        "base_name": found.base_name,
-        "head_sha": found.head_sha,
-        "plots": [
-            {
-                "id": p.id,
-                "kind": p.kind,
-                "template": p.template,
-                "title": p.title,
-                "x": p.x,
-                "y": p.y,
-                "x_label": p.x_label,
-                "y_label": p.y_label,
-                "datapoints": list(p.datapoints),
-                "spec": p.spec,
-                "images": {k: str(v) for k, v in p.images.items()},
-                "json": list(p.json),
-                "notes": list(p.notes),
-                "problem": p.problem,
-            }
-            for p in found.plots
-        ],
-    }
+    """The entry's plots (paths as strings when dumped; ``read`` is the entry's own record)."""
+    return {k: v for k, v in dataclasses.asdict(found).items() if k != "read"}
 
 
 def _plotset(raw: Mapping[str, Any]) -> PlotSet:

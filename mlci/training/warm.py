@@ -22,7 +22,6 @@ with mode 0700 that is checked before use, so only this user's processes reach t
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -34,7 +33,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -283,23 +281,10 @@ def _retire(config: dict[str, Any]) -> None:
 
 
 def running(tracking_uri: str) -> int | None:
-    """The pid of the warm recorder serving this URI, if one answers (for tests, doctor)."""
+    """The pid of the warm recorder serving this URI, if one answers."""
     path = address(tracking_uri)
     if path is None or not _answers(path):
         return None
     with contextlib.suppress(OSError, ValueError):
         return int(Path(path).with_suffix(".pid").read_text(encoding="utf-8"))
     return None
-
-
-def wait_gone(pid: int, timeout: float) -> bool:
-    """Whether process ``pid`` ended within ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except OSError as exc:
-            if exc.errno == errno.ESRCH:
-                return True
-        time.sleep(0.05)
-    return False
